@@ -1,0 +1,180 @@
+//! The execution record: what ran, with which input, what came out, how it ended.
+//! Serializes to the JSON of DESIGN.md (`weft run --json`, `weft executions show --json`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::module::{ErrorKind, ModuleError};
+
+/// How an execution ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Everything ran (or `commit` stopped it).
+    Success,
+    /// Ran to the end, but some bundles were dropped by `ignore`.
+    Warning,
+    /// Stopped by an error (`rollback`, the default).
+    Error,
+    /// At least one bundle is waiting to be retried (`break`).
+    Incomplete,
+}
+
+impl Status {
+    /// The name as stored and shown.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Warning => "warning",
+            Status::Error => "error",
+            Status::Incomplete => "incomplete",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An error as recorded: its Make type and message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    /// Make's error type.
+    #[serde(rename = "type")]
+    pub kind: ErrorKind,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl From<&ModuleError> for StepError {
+    fn from(e: &ModuleError) -> Self {
+        StepError {
+            kind: e.kind,
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// One operation: a module run on one input bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The module's id in the scenario.
+    pub module_id: u32,
+    /// The module type, e.g. `sonar.send_message`.
+    pub module: String,
+    /// The input after mapping and coercion.
+    pub input: Value,
+    /// The output bundles.
+    pub output: Vec<Value>,
+    /// The error, if the module failed.
+    pub error: Option<StepError>,
+    /// How long the operation took, in microseconds.
+    #[serde(default)]
+    pub duration_us: u64,
+}
+
+/// What a `break` stored: enough to run the failed module again, and everything after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// The module that failed.
+    pub module_id: u32,
+    /// The outputs of the modules upstream of it, keyed by id (the render data).
+    pub scope: Value,
+    /// Why it failed.
+    pub error: StepError,
+    /// Automatic retries allowed by the directive.
+    pub retries: u32,
+    /// Seconds between automatic retries.
+    pub interval_secs: u64,
+    /// Retries made so far.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// One execution of a scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// Unique id.
+    pub id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// How it ended.
+    pub status: Status,
+    /// Operations run (one per module run on one bundle).
+    pub operations: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// The trigger payload.
+    pub trigger: Value,
+    /// One step per operation, in order.
+    pub steps: Vec<Step>,
+    /// Why it stopped, for `error` executions.
+    pub error: Option<StepError>,
+    /// Bundles dropped by `ignore`, and other things worth knowing.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Bundles stored by `break`, to retry.
+    #[serde(default)]
+    pub incomplete: Vec<Incomplete>,
+    /// The response set by `webhook.respond`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+}
+
+/// Replaces every occurrence of a secret in every string of `value` with `***`.
+pub fn redact(value: &mut Value, secrets: &[String]) {
+    if secrets.is_empty() {
+        return;
+    }
+    match value {
+        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
+            *s = redact_text(s, secrets);
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| redact(v, secrets)),
+        Value::Object(o) => o.values_mut().for_each(|v| redact(v, secrets)),
+        _ => {}
+    }
+}
+
+/// Replaces every occurrence of a secret in a text with `***`.
+pub fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_owned();
+    for x in secrets {
+        t = t.replace(x.as_str(), "***");
+    }
+    t
+}
+
+impl ExecutionRecord {
+    /// Redacts every secret from every bundle, input, error and warning.
+    pub fn redact(&mut self, secrets: &[String]) {
+        if secrets.is_empty() {
+            return;
+        }
+        redact(&mut self.trigger, secrets);
+        for step in &mut self.steps {
+            redact(&mut step.input, secrets);
+            step.output.iter_mut().for_each(|v| redact(v, secrets));
+            if let Some(e) = &mut step.error {
+                e.message = redact_text(&e.message, secrets);
+            }
+        }
+        if let Some(e) = &mut self.error {
+            e.message = redact_text(&e.message, secrets);
+        }
+        for w in &mut self.warnings {
+            *w = redact_text(w, secrets);
+        }
+        for inc in &mut self.incomplete {
+            redact(&mut inc.scope, secrets);
+            inc.error.message = redact_text(&inc.error.message, secrets);
+        }
+        if let Some(r) = &mut self.response {
+            redact(r, secrets);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The registry: every module and app weft knows, merged from each crate's explicit list.
+//!
+//! Validation, `weft modules` and the generated docs all read it. Sonar modules plug in by
+//! passing their list to [`Registry::new`]; the engine needs no change for them.
+
+use std::collections::BTreeMap;
+
+use crate::module::{App, Module};
+
+/// Two lists registered the same id.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} `{id}` is registered twice")]
+pub struct DuplicateId {
+    /// "module" or "app".
+    pub what: &'static str,
+    /// The duplicated id.
+    pub id: String,
+}
+
+/// Every known module by id and every known app by name.
+pub struct Registry {
+    modules: BTreeMap<&'static str, &'static dyn Module>,
+    apps: BTreeMap<&'static str, &'static dyn App>,
+}
+
+impl Registry {
+    /// Merges module lists and app lists; a duplicate id is an error.
+    pub fn new<M, A>(module_lists: M, app_lists: A) -> Result<Self, DuplicateId>
+    where
+        M: IntoIterator<Item = &'static [&'static dyn Module]>,
+        A: IntoIterator<Item = &'static [&'static dyn App]>,
+    {
+        let mut modules = BTreeMap::new();
+        for list in module_lists {
+            for m in list {
+                let id = m.spec().id;
+                if modules.insert(id, *m).is_some() {
+                    return Err(DuplicateId {
+                        what: "module",
+                        id: id.to_owned(),
+                    });
+                }
+            }
+        }
+        let mut apps = BTreeMap::new();
+        for list in app_lists {
+            for a in list {
+                if apps.insert(a.name(), *a).is_some() {
+                    return Err(DuplicateId {
+                        what: "app",
+                        id: a.name().to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(Registry { modules, apps })
+    }
+
+    /// The module with this id.
+    pub fn module(&self, id: &str) -> Option<&'static dyn Module> {
+        self.modules.get(id).copied()
+    }
+
+    /// The app with this name.
+    pub fn app(&self, name: &str) -> Option<&'static dyn App> {
+        self.apps.get(name).copied()
+    }
+
+    /// All modules, sorted by id.
+    pub fn modules(&self) -> impl Iterator<Item = &'static dyn Module> + '_ {
+        self.modules.values().copied()
+    }
+
+    /// All apps, sorted by name.
+    pub fn apps(&self) -> impl Iterator<Item = &'static dyn App> + '_ {
+        self.apps.values().copied()
+    }
+
+    /// The known module id closest to `id`, for "did you mean" hints.
+    pub fn suggest_module(&self, id: &str) -> Option<&'static str> {
+        suggest(id, self.modules.keys().copied())
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance between two strings (insertions, deletions, substitutions).
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let ids = ["sonar.send_message", "sonar.get_customer", "flow.router"];
+        assert_eq!(
+            suggest("sonar.send_mesage", ids),
+            Some("sonar.send_message")
+        );
+        assert_eq!(suggest("flow.ruter", ids), Some("flow.router"));
+        assert_eq!(suggest("totally.different", ids), None);
+    }
+
+    #[test]
+    fn levenshtein_counts_edits() {
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("same", "same"), 0);
+    }
+}
