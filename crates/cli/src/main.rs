@@ -38,8 +38,26 @@ enum Command {
     Graph(commands::graph::Args),
     /// List every module with its fields.
     Modules(commands::modules::Args),
+    /// Serve every scenario of a folder: webhooks, workers, schedules, history.
+    Serve(commands::serve::Args),
+    /// Inspect and retry executions recorded by `weft serve`.
+    Executions(commands::executions::Args),
+    /// Hook URLs of the scenarios' instant triggers.
+    #[command(subcommand)]
+    Hooks(HooksCmd),
+    /// Remove a scenario's webhook registrations from its app (e.g. Sonar).
+    Deactivate(commands::hooks::DeactivateArgs),
+    /// Serve scenarios/ against the built-in Sonar simulator, drive a short story through
+    /// it and print what happened.
+    Demo(commands::demo::Args),
     /// Run the Sonar API simulator (for tests and demos).
     SonarSim(commands::sim::Args),
+}
+
+#[derive(Subcommand)]
+enum HooksCmd {
+    /// List every hook: scenario, module and URL.
+    List(commands::hooks::ListArgs),
 }
 
 /// What a command ended with; `main` turns it into the exit code.
@@ -68,7 +86,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::SonarSim(_) => "info",
+        Command::SonarSim(_) | Command::Serve(_) => "info",
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
@@ -88,6 +106,11 @@ fn main() -> ExitCode {
             Command::Run(a) => commands::run::run(a).await,
             Command::Graph(a) => commands::graph::run(a),
             Command::Modules(a) => commands::modules::run(a),
+            Command::Serve(a) => commands::serve::run(a).await,
+            Command::Executions(a) => commands::executions::run(a).await,
+            Command::Hooks(HooksCmd::List(a)) => commands::hooks::list(a).await,
+            Command::Deactivate(a) => commands::hooks::deactivate(a).await,
+            Command::Demo(a) => commands::demo::run(a).await,
             Command::SonarSim(a) => commands::sim::run(a).await,
         }
     });

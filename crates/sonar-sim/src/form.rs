@@ -22,7 +22,7 @@ pub(crate) fn parse(input: &[u8]) -> Result<Map<String, Value>, FormError> {
     Ok(root)
 }
 
-/// `a[b][]` → (`a`, [`b`, ``]). A key with unbalanced brackets is taken literally.
+/// `a[b][]` → `("a", ["b", ""])`. A key with unbalanced brackets is taken literally.
 fn split_key(key: &str) -> (&str, Vec<&str>) {
     let Some(open) = key.find('[') else {
         return (key, Vec::new());

@@ -51,7 +51,7 @@ use crate::faults::Faults;
 use crate::state::State;
 
 /// How a [`Simulator`] behaves: which credentials it accepts and how it delivers webhooks.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimConfig {
     /// Private API tokens accepted as `X-Token` / `Token` header or `token` query parameter.
     pub tokens: Vec<String>,
@@ -81,6 +81,19 @@ impl Default for SimConfig {
             ],
             delivery_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    /// Tokens are secrets: only their number is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
+            .field("publishable_key", &self.publishable_key)
+            .field("company_name", &self.company_name)
+            .field("retry_delays", &self.retry_delays)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .finish()
     }
 }
 
@@ -317,6 +330,17 @@ mod tests {
             task: None,
         };
         assert_eq!(running.base_url(), "http://127.0.0.1:4010/api");
+    }
+
+    #[test]
+    fn debug_output_hides_tokens() {
+        let sim = Simulator::new(SimConfig {
+            tokens: vec!["s3cret".to_owned()],
+            ..SimConfig::default()
+        });
+        let text = format!("{sim:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("<1 redacted>"), "{text}");
     }
 
     #[test]

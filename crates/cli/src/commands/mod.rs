@@ -1,8 +1,12 @@
 //! One file per subcommand.
 
+pub mod demo;
+pub mod executions;
 pub mod graph;
+pub mod hooks;
 pub mod modules;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod validate;
 

@@ -1,0 +1,149 @@
+//! `weft executions list|show|retry`: the execution history in the database.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use weft_runtime::store::{ExecutionFilter, SqliteStore, Store};
+
+use super::{CliError, CmdResult};
+use crate::Outcome;
+
+/// Arguments of `weft executions`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// SQLite database file.
+    #[arg(long, default_value = "weft.db", env = "WEFT_DB", global = true)]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List executions, newest first.
+    List {
+        /// Only this scenario.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Only this status (success, warning, error, incomplete).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one execution step by step.
+    Show {
+        /// Execution id.
+        id: String,
+        /// The whole record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry an incomplete execution from its failed module (weft serve runs it).
+    Retry {
+        /// Execution id.
+        id: String,
+    },
+}
+
+/// Opens the store, refusing to create a database that does not exist.
+pub fn open(db: &std::path::Path) -> Result<Arc<dyn Store>, CliError> {
+    if !db.exists() {
+        return Err(CliError::Usage(anyhow!(
+            "database `{}` does not exist; pass --db PATH (as given to weft serve)",
+            db.display()
+        )));
+    }
+    let store = SqliteStore::open(db).map_err(|e| CliError::Failed(e.into()))?;
+    Ok(Arc::new(store))
+}
+
+/// Runs `weft executions`.
+pub async fn run(args: Args) -> CmdResult {
+    let store = open(&args.db)?;
+    match args.command {
+        Cmd::List {
+            scenario,
+            status,
+            limit,
+            json,
+        } => {
+            let list = store
+                .list_executions(ExecutionFilter {
+                    scenario,
+                    status,
+                    limit,
+                })
+                .await
+                .map_err(|e| CliError::Failed(e.into()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).map_err(|e| CliError::Failed(e.into()))?
+                );
+            } else if list.is_empty() {
+                println!("no executions");
+            } else {
+                println!(
+                    "{:<36}  {:<24}  {:<10}  {:>4}  {:>7}  started",
+                    "id", "scenario", "status", "ops", "ms"
+                );
+                for e in list {
+                    println!(
+                        "{:<36}  {:<24}  {:<10}  {:>4}  {:>7}  {}",
+                        e.id, e.scenario, e.status, e.operations, e.duration_ms, e.started_at
+                    );
+                }
+            }
+            Ok(Outcome::Success)
+        }
+        Cmd::Show { id, json } => {
+            let Some(record) = store
+                .execution(&id)
+                .await
+                .map_err(|e| CliError::Failed(e.into()))?
+            else {
+                return Err(CliError::Failed(anyhow!("no execution `{id}`")));
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&record)
+                        .map_err(|e| CliError::Failed(e.into()))?
+                );
+            } else {
+                print!("{}", super::run::human(&record));
+                for s in &record.steps {
+                    println!("\nstep {} {}", s.module_id, s.module);
+                    println!("  input:  {}", s.input);
+                    for o in &s.output {
+                        println!("  output: {o}");
+                    }
+                    if let Some(e) = &s.error {
+                        println!("  error:  {}: {}", e.kind, e.message);
+                    }
+                }
+            }
+            Ok(Outcome::Success)
+        }
+        Cmd::Retry { id } => {
+            let n = store
+                .retry_now(&id)
+                .await
+                .map_err(|e| CliError::Failed(e.into()))?;
+            if n == 0 {
+                return Err(CliError::Failed(anyhow!(
+                    "execution `{id}` has no incomplete bundle waiting for a retry"
+                )));
+            }
+            println!("{n} incomplete bundle(s) of `{id}` queued for retry; weft serve runs them");
+            Ok(Outcome::Success)
+        }
+    }
+}

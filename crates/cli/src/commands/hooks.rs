@@ -1,0 +1,113 @@
+//! `weft hooks list`: where to point each webhook, and `weft deactivate SCENARIO`: remove
+//! a scenario's app webhook registrations.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use weft_engine::validate::load_file;
+
+use super::{CliError, CmdResult};
+use crate::Outcome;
+
+/// Arguments of `weft hooks list`.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// SQLite database file.
+    #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
+    db: PathBuf,
+    /// Base URL to print hook URLs with.
+    #[arg(long, env = "WEFT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// As JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `weft hooks list`.
+pub async fn list(args: ListArgs) -> CmdResult {
+    let store = super::executions::open(&args.db)?;
+    let hooks = store
+        .hooks()
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
+    let base = args.public_url.unwrap_or_default();
+    let base = base.trim_end_matches('/');
+    if args.json {
+        let rows: Vec<_> = hooks
+            .iter()
+            .map(|h| serde_json::json!({"scenario": h.scenario, "module_id": h.module_id, "url": format!("{base}/hooks/{}", h.token)}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| CliError::Failed(e.into()))?
+        );
+    } else {
+        for h in hooks {
+            println!(
+                "{:<28} module {:<3} {base}/hooks/{}",
+                h.scenario, h.module_id, h.token
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Arguments of `weft deactivate`.
+#[derive(clap::Args)]
+pub struct DeactivateArgs {
+    /// The scenario file.
+    file: PathBuf,
+    /// SQLite database file.
+    #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
+    db: PathBuf,
+}
+
+/// Runs `weft deactivate`.
+pub async fn deactivate(args: DeactivateArgs) -> CmdResult {
+    let registry = crate::registry::registry();
+    let scenario = match load_file(&args.file, &registry) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let store = super::executions::open(&args.db)?;
+    let regs = store
+        .registrations(&scenario.name)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
+    if regs.is_empty() {
+        println!("`{}` has no registered webhook", scenario.name);
+        return Ok(Outcome::Success);
+    }
+    let node = scenario.graph.node(scenario.trigger);
+    let Some(trigger) = node.module.as_trigger() else {
+        return Err(CliError::Failed(anyhow!(
+            "`{}` does not start with a trigger",
+            scenario.name
+        )));
+    };
+    for reg in regs {
+        trigger
+            .deactivate(node.connection.as_ref(), &reg.data)
+            .await
+            .map_err(|e| {
+                CliError::Failed(anyhow!(
+                    "cannot remove the webhook of `{}`: {}: {}",
+                    scenario.name,
+                    e.kind,
+                    weft_engine::exec::record::redact_text(&e.message, &scenario.secrets)
+                ))
+            })?;
+        store
+            .delete_registration(&reg.scenario, reg.module_id)
+            .await
+            .map_err(|e| CliError::Failed(e.into()))?;
+        println!(
+            "removed the webhook of `{}` ({})",
+            scenario.name, reg.hook_url
+        );
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,115 @@
+//! `weft serve [DIR]`: validate every scenario, then serve hooks, run workers and
+//! schedules until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use weft_runtime::{RunningServer, ServeConfig, ServeError, Server};
+
+use super::CmdResult;
+use crate::Outcome;
+
+/// Arguments of `weft serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder of scenario files.
+    #[arg(default_value = "scenarios")]
+    pub dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "WEFT_LISTEN")]
+    pub listen: SocketAddr,
+    /// SQLite database file (queue, history, hook tokens).
+    #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
+    pub db: PathBuf,
+    /// Base URL apps use to reach this server (hook URLs are PUBLIC_URL/hooks/TOKEN).
+    #[arg(long, env = "WEFT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Start the Sonar simulator in-process and point every Sonar connection at it.
+    #[arg(long)]
+    pub sonar_sim: bool,
+    /// Executions running at once.
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// Largest webhook body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// How long executions are kept (`30d`, `12h`).
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+    /// Time running executions get to finish on shutdown.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    weft_engine::scenario::duration::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration `{s}`; write `30s`, `10m`, `12h` or `30d`"))
+}
+
+/// Prints why serving could not start.
+pub fn report(e: &ServeError) {
+    if let ServeError::Invalid { errors, .. } = e {
+        for err in errors {
+            eprint!("{err}");
+            eprintln!();
+        }
+    }
+    eprintln!("error: {e}");
+}
+
+/// Points Sonar connections at a simulator.
+pub fn sim_overrides(config: &mut ServeConfig, base_url: String) {
+    let mut fields = Map::new();
+    fields.insert("base_url".into(), Value::String(base_url));
+    fields.insert(
+        "token".into(),
+        Value::String(super::sim::DEFAULT_TOKEN.into()),
+    );
+    config.overrides.insert("sonar".to_owned(), fields);
+    config.env_fallback = Some(super::sim::DEFAULT_TOKEN.into());
+}
+
+/// Runs `weft serve`.
+pub async fn run(args: Args) -> CmdResult {
+    let registry = crate::registry::registry();
+    let mut config = ServeConfig::new(&args.dir);
+    config.listen = args.listen;
+    config.db = args.db;
+    config.public_url = args.public_url;
+    config.workers = args.workers;
+    config.body_limit = args.body_limit;
+    config.retention = args.retention;
+    config.shutdown_grace = args.grace;
+    let sim = if args.sonar_sim {
+        let sim = super::sim::start_embedded().await?;
+        println!(
+            "Sonar simulator: {} (state: {}/_sim/state)",
+            sim.base_url(),
+            sim.root_url()
+        );
+        sim_overrides(&mut config, sim.base_url());
+        config.advertise_listen_addr = true;
+        Some(sim)
+    } else {
+        None
+    };
+    let server = match Server::start(config, &registry).await {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            return Ok(Outcome::Failed);
+        }
+    };
+    println!("weft listening on {}", server.url());
+    for (scenario, token) in server.hook_tokens() {
+        println!("  {scenario}: POST {}/hooks/{token}", server.url());
+    }
+    RunningServer::signal().await;
+    server.shutdown().await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,253 @@
+//! Webhook intake: `POST /hooks/{token}` is answered 200 only after the bundle is committed
+//! to the queue. Refused requests queue nothing: unknown token 404, body too large 413,
+//! unsupported content type 415, malformed or empty body 400, queue full or storage down
+//! 503 with `Retry-After`. Also `GET /healthz` and `GET /metrics`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
+
+use crate::server::Shared;
+use crate::store::{Enqueued, JobKind, NewJob};
+
+/// How long a hook whose scenario has `webhook.respond` waits for the execution's response.
+const RESPOND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP routes.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.config.body_limit;
+    Router::new()
+        .route("/hooks/{token}", post(hook))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+fn refuse(shared: &Shared, status: StatusCode, reason: &'static str, message: String) -> Response {
+    shared.metrics.refused(reason);
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Parses a webhook body by content type.
+fn parse_body(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, (StatusCode, &'static str, String)> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "empty",
+            "the request body is empty".into(),
+        ));
+    }
+    if ctype == "application/json" || ctype.ends_with("+json") {
+        serde_json::from_slice(body).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("the body is not valid JSON: {e}"),
+            )
+        })
+    } else if ctype == "application/x-www-form-urlencoded" {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("the body is not a valid form: {e}"),
+            )
+        })?;
+        let mut map = Map::new();
+        for (k, v) in pairs {
+            map.insert(k, Value::String(v));
+        }
+        Ok(Value::Object(map))
+    } else {
+        Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            format!("content type `{ctype}` is not supported; send application/json or application/x-www-form-urlencoded"),
+        ))
+    }
+}
+
+async fn hook(
+    State(shared): State<Arc<Shared>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !shared.accepting.load(Ordering::SeqCst) {
+        return refuse(
+            &shared,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the server is shutting down".into(),
+        );
+    }
+    let Some(target) = shared.hook(&token) else {
+        return refuse(
+            &shared,
+            StatusCode::NOT_FOUND,
+            "unknown_hook",
+            "no scenario listens on this hook".into(),
+        );
+    };
+    let scenario = target.scenario.clone();
+    let payload = match parse_body(&headers, &body) {
+        Ok(p) => p,
+        Err((status, reason, message)) => return refuse(&shared, status, reason, message),
+    };
+    if shared.metrics.queue_depth.load(Ordering::Relaxed) >= shared.config.max_queue {
+        let mut r = refuse(
+            &shared,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "the queue is full; retry later".into(),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
+    }
+    let trigger = scenario.trigger_module().as_trigger();
+    // App deliveries carry an id that stays the same across redeliveries: run each once.
+    let dedup_key = match (
+        trigger.and_then(|t| t.event()),
+        payload.get("uuid").and_then(Value::as_str),
+    ) {
+        (Some(_), Some(uuid)) => Some(format!("{}:{}", scenario.name, uuid)),
+        _ => None,
+    };
+    let job = NewJob {
+        scenario: scenario.name.clone(),
+        kind: JobKind::Trigger,
+        payload,
+        dedup_key,
+        sequential: scenario.settings.sequential,
+    };
+    let waits_for_response = scenario
+        .graph
+        .graph
+        .node_weights()
+        .any(|n| n.module.spec().id == "webhook.respond");
+    match shared.store.enqueue(job).await {
+        Ok(Enqueued::Queued(id)) => {
+            shared
+                .metrics
+                .webhooks_received
+                .fetch_add(1, Ordering::Relaxed);
+            shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+            let waiter = if waits_for_response {
+                let (tx, rx) = oneshot::channel();
+                if let Ok(mut w) = shared.waiters.lock() {
+                    w.insert(id, tx);
+                }
+                Some(rx)
+            } else {
+                None
+            };
+            shared.wake.notify_one();
+            if let Some(rx) = waiter {
+                if let Ok(Ok(Some(response))) = tokio::time::timeout(RESPOND_TIMEOUT, rx).await {
+                    return custom_response(&response);
+                }
+            }
+            (
+                StatusCode::OK,
+                Json(json!({ "status": "queued", "id": id })),
+            )
+                .into_response()
+        }
+        Ok(Enqueued::Duplicate) => {
+            shared
+                .metrics
+                .webhooks_duplicate
+                .fetch_add(1, Ordering::Relaxed);
+            (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response()
+        }
+        Err(e) => {
+            tracing::error!(message = "Cannot queue a webhook.", scenario = %scenario.name, error = %e);
+            let mut r = refuse(
+                &shared,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                "the queue is unavailable; retry later".into(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+/// The response set by `webhook.respond`.
+fn custom_response(r: &Value) -> Response {
+    let status = r
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = r.get("body").cloned().unwrap_or(Value::Null);
+    let mut resp = match body {
+        Value::String(s) => (status, s).into_response(),
+        Value::Null => status.into_response(),
+        other => (status, Json(other)).into_response(),
+    };
+    if let Some(Value::Object(h)) = r.get("headers") {
+        for (k, v) in h {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::try_from(k.as_str()),
+                HeaderValue::from_str(&text),
+            ) {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+    }
+    resp
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let depth = shared.store.queue_depth().await;
+    match depth {
+        Ok(d) => {
+            Json(json!({ "status": "ok", "queue_depth": d, "scenarios": shared.scenarios.len() }))
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,211 @@
+//! Storage: the durable queue, execution history, incomplete executions, hook tokens and
+//! app webhook registrations, behind one trait so that a PostgreSQL backend can sit beside
+//! the embedded SQLite one.
+
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use weft_engine::exec::{ExecutionRecord, Incomplete};
+
+pub use sqlite::SqliteStore;
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The storage thread is gone (shutting down).
+    #[error("the storage is closed")]
+    Closed,
+    /// Stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What a queued job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Run the scenario from a trigger payload.
+    Trigger,
+    /// Resume an incomplete execution (payload: `{ "incomplete_id": ... }`).
+    Resume,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Trigger => "trigger",
+            JobKind::Resume => "resume",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        if s == "resume" {
+            JobKind::Resume
+        } else {
+            JobKind::Trigger
+        }
+    }
+}
+
+/// A job to queue.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// Scenario name.
+    pub scenario: String,
+    /// Trigger or resume.
+    pub kind: JobKind,
+    /// The trigger payload (or the resume reference).
+    pub payload: Value,
+    /// Jobs with the same key are queued once (e.g. a Sonar delivery `uuid`).
+    pub dedup_key: Option<String>,
+    /// Run this scenario's jobs one at a time, in order.
+    pub sequential: bool,
+}
+
+/// The result of queueing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued with this id.
+    Queued(i64),
+    /// A job with the same dedup key was queued before; nothing was added.
+    Duplicate,
+}
+
+/// A claimed job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Queue id.
+    pub id: i64,
+    /// Scenario name.
+    pub scenario: String,
+    /// Trigger or resume.
+    pub kind: JobKind,
+    /// Payload.
+    pub payload: Value,
+    /// How many times it was claimed (1 the first time).
+    pub attempts: u32,
+}
+
+/// An execution in a listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutionSummary {
+    /// Execution id.
+    pub id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Status.
+    pub status: String,
+    /// Operations.
+    pub operations: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Start time.
+    pub started_at: String,
+}
+
+/// Which executions to list.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionFilter {
+    /// Only this scenario.
+    pub scenario: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// A webhook URL token of a scenario's instant trigger.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hook {
+    /// The secret part of the URL.
+    pub token: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// The trigger's module id.
+    pub module_id: u32,
+}
+
+/// A registration of a hook URL with an app (e.g. a Sonar webhook).
+#[derive(Clone, Debug, Serialize)]
+pub struct Registration {
+    /// Scenario name.
+    pub scenario: String,
+    /// The trigger's module id.
+    pub module_id: u32,
+    /// The URL registered.
+    pub hook_url: String,
+    /// What the app returned (e.g. `{ webhook_id }`), needed to remove it.
+    pub data: Value,
+}
+
+/// A stored incomplete execution.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncompleteRow {
+    /// Id.
+    pub id: String,
+    /// The execution that stored it.
+    pub execution_id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// What `break` stored.
+    pub state: Incomplete,
+    /// The trigger payload of the execution.
+    pub trigger: Value,
+}
+
+/// The storage backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Queues a job durably; returns once it is committed.
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
+    /// Claims up to `max` runnable jobs under a lease.
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
+    /// Records a finished execution and removes its job, in one transaction; stores the
+    /// record's incomplete entries (scheduling automatic retries) and, for a resume job,
+    /// resolves or reschedules the incomplete execution it resumed.
+    async fn complete(
+        &self,
+        job: &Job,
+        record: &ExecutionRecord,
+        resumed: Option<&IncompleteRow>,
+    ) -> Result<(), StoreError>;
+    /// Extends the leases of running jobs (heartbeat).
+    async fn extend_leases(&self, job_ids: Vec<i64>, lease: Duration) -> Result<(), StoreError>;
+    /// Gives claimed jobs back to the queue (graceful shutdown).
+    async fn release(&self, job_ids: Vec<i64>) -> Result<(), StoreError>;
+    /// Jobs waiting or running.
+    async fn queue_depth(&self) -> Result<u64, StoreError>;
+    /// Whether the scenario has a job waiting or running.
+    async fn has_pending(&self, scenario: &str) -> Result<bool, StoreError>;
+    /// Queues resume jobs for incomplete executions whose retry time has come.
+    async fn schedule_due_retries(&self) -> Result<usize, StoreError>;
+    /// Marks an execution's incomplete entries for retry now; returns how many.
+    async fn retry_now(&self, execution_id: &str) -> Result<usize, StoreError>;
+    /// An incomplete execution.
+    async fn incomplete(&self, id: &str) -> Result<Option<IncompleteRow>, StoreError>;
+    /// The hook token of a trigger, created on first use and then stable.
+    async fn hook_token(&self, scenario: &str, module_id: u32) -> Result<String, StoreError>;
+    /// Every hook token.
+    async fn hooks(&self) -> Result<Vec<Hook>, StoreError>;
+    /// Saves an app registration.
+    async fn save_registration(&self, reg: Registration) -> Result<(), StoreError>;
+    /// The registrations of a scenario.
+    async fn registrations(&self, scenario: &str) -> Result<Vec<Registration>, StoreError>;
+    /// Forgets a registration.
+    async fn delete_registration(&self, scenario: &str, module_id: u32) -> Result<(), StoreError>;
+    /// Lists executions, newest first.
+    async fn list_executions(
+        &self,
+        filter: ExecutionFilter,
+    ) -> Result<Vec<ExecutionSummary>, StoreError>;
+    /// One execution record.
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// Deletes executions that started before `cutoff` (RFC 3339); returns how many.
+    async fn prune_executions(&self, older_than: Duration) -> Result<u64, StoreError>;
+}

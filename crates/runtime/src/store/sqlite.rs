@@ -1,0 +1,578 @@
+//! The embedded SQLite store (WAL, `synchronous=FULL`).
+//!
+//! One thread owns the connection. Callers send it operations over a channel; it takes
+//! every operation waiting, runs each inside its own savepoint of one transaction, commits
+//! once and only then answers them all. Many webhooks therefore share one fsync (group
+//! commit) while each is acknowledged only after it is durable.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use weft_engine::exec::{ExecutionRecord, Incomplete};
+
+use super::{
+    Enqueued, ExecutionFilter, ExecutionSummary, Hook, IncompleteRow, Job, JobKind, NewJob,
+    Registration, Store, StoreError,
+};
+
+/// Most operations committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    tx: mpsc::Sender<Op>,
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scenario TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    dedup_key TEXT UNIQUE,
+    sequential INTEGER NOT NULL DEFAULT 0,
+    enqueued_at INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX queue_scenario ON queue (scenario, id);
+CREATE TABLE dedup (
+    key TEXT PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+);
+CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    status TEXT NOT NULL,
+    operations INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX executions_started ON executions (started_at);
+CREATE INDEX executions_scenario ON executions (scenario, started_at);
+CREATE TABLE incomplete (
+    id TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    state TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    next_retry_at INTEGER,
+    resolved INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX incomplete_due ON incomplete (resolved, next_retry_at);
+CREATE TABLE hooks (
+    token TEXT PRIMARY KEY,
+    scenario TEXT NOT NULL,
+    module_id INTEGER NOT NULL,
+    UNIQUE (scenario, module_id)
+);
+CREATE TABLE registrations (
+    scenario TEXT NOT NULL,
+    module_id INTEGER NOT NULL,
+    hook_url TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (scenario, module_id)
+);
+"#];
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+    )?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while ops.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Dropping the operations drops their reply channels: callers get `Closed`.
+                tracing::error!(message = "Cannot open a transaction.", error = %e, operations = ops.len());
+                continue;
+            }
+        };
+        let mut replies = Vec::with_capacity(ops.len());
+        for op in ops {
+            if tx.execute_batch("SAVEPOINT op").is_err() {
+                continue;
+            }
+            replies.push(op(&tx));
+            // An op that failed rolled its own savepoint back (see `call`).
+            let _ = tx.execute_batch("RELEASE op");
+        }
+        let outcome = tx.commit().map_err(|e| e.to_string());
+        for reply in replies {
+            reply(outcome.clone());
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(db_err)?;
+        migrate(&mut conn).map_err(db_err)?;
+        let (tx, rx) = mpsc::channel::<Op>();
+        std::thread::Builder::new()
+            .name("weft-sqlite".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(db_err)?;
+        Ok(SqliteStore { tx })
+    }
+
+    /// Runs `f` on the storage thread inside the current group's transaction and returns its
+    /// result once the transaction is committed.
+    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let op: Op = Box::new(move |conn: &Connection| {
+            let result = f(conn);
+            if result.is_err() {
+                let _ = conn.execute_batch("ROLLBACK TO op");
+            }
+            Box::new(move |commit: Result<(), String>| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Database(format!("commit failed: {e}"))),
+                };
+                let _ = tx.send(out);
+            })
+        });
+        self.tx.send(op).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Gives back every lease (one node owns an SQLite file: whatever was running when it
+    /// stopped is runnable again at once).
+    pub async fn recover_leases(&self) -> Result<u64, StoreError> {
+        self.call(|c| {
+            c.execute(
+                "UPDATE queue SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
+        })
+        .await
+    }
+}
+
+fn parse_json(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn insert_incomplete(
+    c: &Connection,
+    record: &ExecutionRecord,
+    inc: &Incomplete,
+) -> Result<(), StoreError> {
+    let next = if inc.attempts < inc.retries {
+        Some(now_ms() + i64::try_from(inc.interval_secs).unwrap_or(i64::MAX / 2_000) * 1000)
+    } else {
+        None
+    };
+    c.execute(
+        "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            uuid::Uuid::new_v4().to_string(),
+            record.id,
+            record.scenario,
+            to_json(inc)?,
+            to_json(&record.trigger)?,
+            next
+        ],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        let payload = to_json(&job.payload)?;
+        self.call(move |c| {
+            let now = now_ms();
+            if let Some(key) = &job.dedup_key {
+                let fresh = c
+                    .execute("INSERT OR IGNORE INTO dedup (key, seen_at) VALUES (?1, ?2)", params![key, now])
+                    .map_err(db_err)?;
+                if fresh == 0 {
+                    return Ok(Enqueued::Duplicate);
+                }
+            }
+            c.execute(
+                "INSERT INTO queue (scenario, kind, payload, dedup_key, sequential, enqueued_at, available_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![job.scenario, job.kind.as_str(), payload, job.dedup_key, job.sequential, now],
+            )
+            .map_err(db_err)?;
+            Ok(Enqueued::Queued(c.last_insert_rowid()))
+        })
+        .await
+    }
+
+    async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        self.call(move |c| {
+            let now = now_ms();
+            let mut stmt = c
+                .prepare_cached(
+                    "UPDATE queue SET lease_until = ?1, attempts = attempts + 1
+                     WHERE id IN (
+                       SELECT q.id FROM queue q
+                       WHERE (q.lease_until IS NULL OR q.lease_until < ?2) AND q.available_at <= ?2
+                         AND (q.sequential = 0 OR q.id = (SELECT MIN(q2.id) FROM queue q2 WHERE q2.scenario = q.scenario))
+                       ORDER BY q.id LIMIT ?3)
+                     RETURNING id, scenario, kind, payload, attempts",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![now + lease_ms, now, max as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, u32>(4)?))
+                })
+                .map_err(db_err)?;
+            let mut jobs = Vec::new();
+            for row in rows {
+                let (id, scenario, kind, payload, attempts) = row.map_err(db_err)?;
+                jobs.push(Job { id, scenario, kind: JobKind::parse(&kind), payload: parse_json(&payload)?, attempts });
+            }
+            jobs.sort_by_key(|j| j.id);
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        job: &Job,
+        record: &ExecutionRecord,
+        resumed: Option<&IncompleteRow>,
+    ) -> Result<(), StoreError> {
+        let job_id = job.id;
+        let record = record.clone();
+        let resumed_id = resumed.map(|r| r.id.clone());
+        let text = to_json(&record)?;
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO executions (id, scenario, status, operations, duration_ms, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![record.id, record.scenario, record.status.name(), record.operations as i64, record.duration_ms as i64, record.started_at, text],
+            )
+            .map_err(db_err)?;
+            c.execute("DELETE FROM queue WHERE id = ?1", params![job_id]).map_err(db_err)?;
+            if let Some(id) = &resumed_id {
+                c.execute("UPDATE incomplete SET resolved = 1, next_retry_at = NULL WHERE id = ?1", params![id]).map_err(db_err)?;
+            }
+            for inc in &record.incomplete {
+                insert_incomplete(c, &record, inc)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn extend_leases(&self, job_ids: Vec<i64>, lease: Duration) -> Result<(), StoreError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        self.call(move |c| {
+            let until = now_ms() + lease_ms;
+            for id in job_ids {
+                c.execute(
+                    "UPDATE queue SET lease_until = ?2 WHERE id = ?1",
+                    params![id, until],
+                )
+                .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, job_ids: Vec<i64>) -> Result<(), StoreError> {
+        self.call(move |c| {
+            for id in job_ids {
+                c.execute("UPDATE queue SET lease_until = NULL, attempts = MAX(attempts - 1, 0) WHERE id = ?1", params![id]).map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.call(|c| {
+            c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn has_pending(&self, scenario: &str) -> Result<bool, StoreError> {
+        let scenario = scenario.to_owned();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM queue WHERE scenario = ?1)",
+                params![scenario],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn schedule_due_retries(&self) -> Result<usize, StoreError> {
+        self.call(|c| {
+            let now = now_ms();
+            let due: Vec<(String, String)> = {
+                let mut stmt = c
+                    .prepare_cached("SELECT id, scenario FROM incomplete WHERE resolved = 0 AND next_retry_at IS NOT NULL AND next_retry_at <= ?1")
+                    .map_err(db_err)?;
+                let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db_err)?;
+                rows.collect::<Result<_, _>>().map_err(db_err)?
+            };
+            for (id, scenario) in &due {
+                c.execute("UPDATE incomplete SET next_retry_at = NULL WHERE id = ?1", params![id]).map_err(db_err)?;
+                let payload = serde_json::json!({ "incomplete_id": id }).to_string();
+                c.execute(
+                    "INSERT INTO queue (scenario, kind, payload, sequential, enqueued_at, available_at) VALUES (?1, 'resume', ?2, 0, ?3, ?3)",
+                    params![scenario, payload, now],
+                )
+                .map_err(db_err)?;
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+
+    async fn retry_now(&self, execution_id: &str) -> Result<usize, StoreError> {
+        let id = execution_id.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE incomplete SET next_retry_at = ?2 WHERE execution_id = ?1 AND resolved = 0 AND id NOT IN (SELECT json_extract(payload, '$.incomplete_id') FROM queue WHERE kind = 'resume')",
+                params![id, now_ms()],
+            )
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn incomplete(&self, id: &str) -> Result<Option<IncompleteRow>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT id, execution_id, scenario, state, trigger FROM incomplete WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?)),
+                )
+                .optional()
+                .map_err(db_err)?;
+            match row {
+                None => Ok(None),
+                Some((id, execution_id, scenario, state, trigger)) => {
+                    let state: Incomplete = serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Ok(Some(IncompleteRow { id, execution_id, scenario, state, trigger: parse_json(&trigger)? }))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn hook_token(&self, scenario: &str, module_id: u32) -> Result<String, StoreError> {
+        let scenario = scenario.to_owned();
+        self.call(move |c| {
+            let existing: Option<String> = c
+                .query_row(
+                    "SELECT token FROM hooks WHERE scenario = ?1 AND module_id = ?2",
+                    params![scenario, module_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            if let Some(t) = existing {
+                return Ok(t);
+            }
+            let token = crate::hooks::new_token();
+            c.execute(
+                "INSERT INTO hooks (token, scenario, module_id) VALUES (?1, ?2, ?3)",
+                params![token, scenario, module_id],
+            )
+            .map_err(db_err)?;
+            Ok(token)
+        })
+        .await
+    }
+
+    async fn hooks(&self) -> Result<Vec<Hook>, StoreError> {
+        self.call(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT token, scenario, module_id FROM hooks ORDER BY scenario, module_id",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Hook {
+                        token: r.get(0)?,
+                        scenario: r.get(1)?,
+                        module_id: r.get(2)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn save_registration(&self, reg: Registration) -> Result<(), StoreError> {
+        let data = to_json(&reg.data)?;
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO registrations (scenario, module_id, hook_url, data) VALUES (?1, ?2, ?3, ?4)",
+                params![reg.scenario, reg.module_id, reg.hook_url, data],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn registrations(&self, scenario: &str) -> Result<Vec<Registration>, StoreError> {
+        let scenario = scenario.to_owned();
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached("SELECT scenario, module_id, hook_url, data FROM registrations WHERE scenario = ?1").map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![scenario], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (scenario, module_id, hook_url, data) = row.map_err(db_err)?;
+                out.push(Registration { scenario, module_id, hook_url, data: parse_json(&data)? });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_registration(&self, scenario: &str, module_id: u32) -> Result<(), StoreError> {
+        let scenario = scenario.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM registrations WHERE scenario = ?1 AND module_id = ?2",
+                params![scenario, module_id],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_executions(
+        &self,
+        filter: ExecutionFilter,
+    ) -> Result<Vec<ExecutionSummary>, StoreError> {
+        self.call(move |c| {
+            let limit = if filter.limit == 0 { 50 } else { filter.limit } as i64;
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, scenario, status, operations, duration_ms, started_at FROM executions
+                     WHERE (?1 IS NULL OR scenario = ?1) AND (?2 IS NULL OR status = ?2)
+                     ORDER BY started_at DESC, rowid DESC LIMIT ?3",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![filter.scenario, filter.status, limit], |r| {
+                    Ok(ExecutionSummary {
+                        id: r.get(0)?,
+                        scenario: r.get(1)?,
+                        status: r.get(2)?,
+                        operations: r.get::<_, i64>(3)? as u64,
+                        duration_ms: r.get::<_, i64>(4)? as u64,
+                        started_at: r.get(5)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            let text: Option<String> = c
+                .query_row(
+                    "SELECT record FROM executions WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
+            text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn prune_executions(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::days(36_500));
+        let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.call(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM executions WHERE started_at < ?1",
+                    params![cutoff],
+                )
+                .map_err(db_err)?;
+            c.execute(
+                "DELETE FROM dedup WHERE seen_at < ?1",
+                params![now_ms() - 7 * 86_400_000],
+            )
+            .map_err(db_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,212 @@
+//! Workers: claim queued jobs under a lease, run their executions, record them.
+//!
+//! One dispatcher claims jobs in batches as worker slots free up and runs each on its own
+//! task. A job's execution record and the removal of its queue entry are committed in one
+//! transaction, so a crash before that commit leaves the job to be run again
+//! (at-least-once); after it, the job is never run twice.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use weft_engine::exec::{ExecutionRecord, Executor, Status, StepError};
+use weft_engine::ErrorKind;
+
+use crate::server::Shared;
+use crate::store::{IncompleteRow, Job, JobKind};
+
+/// Most jobs claimed at once.
+const MAX_BATCH: usize = 64;
+
+/// Runs until shutdown: claims and runs jobs.
+pub(crate) async fn dispatch(shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.config.workers.max(1)));
+    let running: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), running.clone()));
+    let mut stop = shared.stopping.subscribe();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let free = slots.available_permits();
+        if free == 0 {
+            // Wait for a slot (or shutdown).
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => drop(permit),
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let jobs = match shared
+            .store
+            .claim(free.min(MAX_BATCH), shared.config.lease)
+            .await
+        {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(message = "Cannot claim jobs; retrying.", error = %e);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for job in jobs {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            if let Ok(mut r) = running.lock() {
+                r.insert(job.id);
+            }
+            let shared = shared.clone();
+            let running = running.clone();
+            tokio::spawn(async move {
+                let id = job.id;
+                run_job(&shared, job).await;
+                if let Ok(mut r) = running.lock() {
+                    r.remove(&id);
+                }
+                drop(permit);
+            });
+        }
+    }
+    // Shutdown: let running executions finish within the grace period.
+    let all = u32::try_from(shared.config.workers.max(1)).unwrap_or(u32::MAX);
+    let finished =
+        tokio::time::timeout(shared.config.shutdown_grace, slots.acquire_many(all)).await;
+    heartbeat.abort();
+    if finished.is_err() {
+        let left: Vec<i64> = running
+            .lock()
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default();
+        tracing::warn!(
+            message = "Grace period over; leaving running jobs queued.",
+            count = left.len()
+        );
+        if let Err(e) = shared.store.release(left).await {
+            tracing::error!(message = "Cannot release jobs; they run again after their lease.", error = %e);
+        }
+    }
+}
+
+/// Renews the leases of running jobs.
+async fn heartbeat(shared: Arc<Shared>, running: Arc<Mutex<HashSet<i64>>>) {
+    let every = shared.config.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let ids: Vec<i64> = running
+            .lock()
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            if let Err(e) = shared.store.extend_leases(ids, shared.config.lease).await {
+                tracing::error!(message = "Cannot renew leases.", error = %e);
+            }
+        }
+    }
+}
+
+fn failed_record(scenario: &str, payload: Value, message: String) -> ExecutionRecord {
+    ExecutionRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        scenario: scenario.to_owned(),
+        status: Status::Error,
+        operations: 0,
+        duration_ms: 0,
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        trigger: payload,
+        steps: Vec::new(),
+        error: Some(StepError {
+            kind: ErrorKind::RuntimeError,
+            message,
+        }),
+        warnings: Vec::new(),
+        incomplete: Vec::new(),
+        response: None,
+    }
+}
+
+async fn run_job(shared: &Shared, job: Job) {
+    let scenario = shared.scenarios.get(&job.scenario).cloned();
+    let mut resumed: Option<IncompleteRow> = None;
+    let record = match (&scenario, job.kind) {
+        (None, _) => failed_record(
+            &job.scenario,
+            job.payload.clone(),
+            format!(
+                "scenario `{}` is not loaded; the queued bundle cannot run",
+                job.scenario
+            ),
+        ),
+        (Some(s), JobKind::Trigger) => Executor::new(s).run(job.payload.clone()).await,
+        (Some(s), JobKind::Resume) => {
+            let id = job
+                .payload
+                .get("incomplete_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match shared.store.incomplete(id).await {
+                Ok(Some(row)) => {
+                    let record = Executor::new(s)
+                        .resume(&row.state, row.trigger.clone())
+                        .await;
+                    resumed = Some(row);
+                    record
+                }
+                Ok(None) => failed_record(
+                    &job.scenario,
+                    json!({}),
+                    format!("incomplete execution `{id}` not found"),
+                ),
+                Err(e) => {
+                    tracing::error!(message = "Cannot read an incomplete execution; retrying later.", error = %e);
+                    return;
+                }
+            }
+        }
+    };
+    for step in &record.steps {
+        shared
+            .metrics
+            .module_latency(&step.module, step.duration_us as f64 / 1e6);
+    }
+    tracing::info!(message = "Execution finished.", scenario = %record.scenario, execution_id = %record.id, status = %record.status, operations = record.operations);
+    let mut attempt = 0;
+    loop {
+        match shared.store.complete(&job, &record, resumed.as_ref()).await {
+            Ok(()) => break,
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::error!(message = "Cannot record an execution; retrying.", error = %e, attempt);
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(message = "Cannot record an execution; the job stays queued and runs again.", error = %e);
+                return;
+            }
+        }
+    }
+    shared
+        .metrics
+        .execution(&record.scenario, record.status.name(), record.operations);
+    shared.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+    shared.completed.fetch_add(1, Ordering::Relaxed);
+    let waiter = shared
+        .waiters
+        .lock()
+        .ok()
+        .and_then(|mut w| w.remove(&job.id));
+    if let Some(tx) = waiter {
+        let _ = tx.send(record.response.clone());
+    }
+}
