@@ -18,7 +18,7 @@ use weft_engine::validate::{load_file_with, ConnectionOverrides, LoadOptions, Sc
 use weft_engine::Registry;
 
 use crate::metrics::Metrics;
-use crate::store::{Registration, SqliteStore, Store, StoreError};
+use crate::store::{Backend, Registration, Store, StoreError};
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -27,8 +27,8 @@ pub struct ServeConfig {
     pub dir: PathBuf,
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// SQLite database file.
-    pub db: PathBuf,
+    /// The database: an SQLite file or a PostgreSQL URL.
+    pub db: Backend,
     /// Base URL apps call back (`https://weft.example.com`); hook URLs are `{public_url}/hooks/{token}`.
     pub public_url: Option<String>,
     /// Without `public_url`: advertise `http://{bound address}` (local simulator setups).
@@ -57,7 +57,7 @@ impl ServeConfig {
         ServeConfig {
             dir: dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            db: PathBuf::from("weft.db"),
+            db: Backend::Sqlite(PathBuf::from("weft.db")),
             public_url: None,
             advertise_listen_addr: false,
             workers: 16,
@@ -224,15 +224,7 @@ impl Server {
             &config.overrides,
             config.env_fallback.as_deref(),
         )?;
-        let store = SqliteStore::open(&config.db)?;
-        let recovered = store.recover_leases().await?;
-        if recovered > 0 {
-            tracing::warn!(
-                message = "Requeued jobs left running by the previous process.",
-                count = recovered
-            );
-        }
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store = crate::store::open(&config.db, true).await?;
         Self::start_with(config, scenarios, store).await
     }
 

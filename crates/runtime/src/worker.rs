@@ -136,10 +136,22 @@ fn failed_record(scenario: &str, payload: Value, message: String) -> ExecutionRe
     }
 }
 
+/// A job claimed this many times without finishing lost its worker each time: fail it
+/// instead of looping (a bundle that crashes its node must not crash every node in turn).
+pub const MAX_CLAIMS: u32 = 3;
+
 async fn run_job(shared: &Shared, job: Job) {
     let scenario = shared.scenarios.get(&job.scenario).cloned();
     let mut resumed: Option<IncompleteRow> = None;
     let record = match (&scenario, job.kind) {
+        _ if job.attempts > MAX_CLAIMS => failed_record(
+            &job.scenario,
+            job.payload.clone(),
+            format!(
+                "the bundle was claimed {} times and its worker stopped each time before finishing; it is failed instead of retried again",
+                job.attempts - 1
+            ),
+        ),
         (None, _) => failed_record(
             &job.scenario,
             job.payload.clone(),

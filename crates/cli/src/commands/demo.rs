@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> CmdResult {
     config.listen = "127.0.0.1:0"
         .parse()
         .map_err(|e: std::net::AddrParseError| CliError::Failed(e.into()))?;
-    config.db = db.clone();
+    config.db = weft_runtime::store::Backend::Sqlite(db.clone());
     config.advertise_listen_addr = true;
     config.workers = 8;
     super::serve::sim_overrides(&mut config, sim.base_url());

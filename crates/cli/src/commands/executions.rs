@@ -1,11 +1,10 @@
 //! `weft executions list|show|retry`: the execution history in the database.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use weft_runtime::store::{ExecutionFilter, SqliteStore, Store};
+use weft_runtime::store::{Backend, ExecutionFilter, Store};
 
 use super::{CliError, CmdResult};
 use crate::Outcome;
@@ -13,9 +12,9 @@ use crate::Outcome;
 /// Arguments of `weft executions`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// SQLite database file.
+    /// The database: an SQLite file or a postgres:// URL (as given to weft serve).
     #[arg(long, default_value = "weft.db", env = "WEFT_DB", global = true)]
-    db: PathBuf,
+    db: String,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -53,20 +52,24 @@ enum Cmd {
 }
 
 /// Opens the store, refusing to create a database that does not exist.
-pub fn open(db: &std::path::Path) -> Result<Arc<dyn Store>, CliError> {
-    if !db.exists() {
-        return Err(CliError::Usage(anyhow!(
-            "database `{}` does not exist; pass --db PATH (as given to weft serve)",
-            db.display()
-        )));
+pub async fn open(db: &str) -> Result<Arc<dyn Store>, CliError> {
+    let backend = Backend::parse(db);
+    if let Backend::Sqlite(path) = &backend {
+        if !path.exists() {
+            return Err(CliError::Usage(anyhow!(
+                "database `{}` does not exist; pass --db PATH (as given to weft serve)",
+                path.display()
+            )));
+        }
     }
-    let store = SqliteStore::open(db).map_err(|e| CliError::Failed(e.into()))?;
-    Ok(Arc::new(store))
+    weft_runtime::store::open(&backend, false)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))
 }
 
 /// Runs `weft executions`.
 pub async fn run(args: Args) -> CmdResult {
-    let store = open(&args.db)?;
+    let store = open(&args.db).await?;
     match args.command {
         Cmd::List {
             scenario,

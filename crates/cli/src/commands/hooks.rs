@@ -12,9 +12,9 @@ use crate::Outcome;
 /// Arguments of `weft hooks list`.
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// SQLite database file.
+    /// The database: an SQLite file or a postgres:// URL.
     #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
-    db: PathBuf,
+    db: String,
     /// Base URL to print hook URLs with.
     #[arg(long, env = "WEFT_PUBLIC_URL")]
     public_url: Option<String>,
@@ -25,7 +25,7 @@ pub struct ListArgs {
 
 /// Runs `weft hooks list`.
 pub async fn list(args: ListArgs) -> CmdResult {
-    let store = super::executions::open(&args.db)?;
+    let store = super::executions::open(&args.db).await?;
     let hooks = store
         .hooks()
         .await
@@ -57,9 +57,9 @@ pub async fn list(args: ListArgs) -> CmdResult {
 pub struct DeactivateArgs {
     /// The scenario file.
     file: PathBuf,
-    /// SQLite database file.
+    /// The database: an SQLite file or a postgres:// URL.
     #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
-    db: PathBuf,
+    db: String,
 }
 
 /// Runs `weft deactivate`.
@@ -72,7 +72,7 @@ pub async fn deactivate(args: DeactivateArgs) -> CmdResult {
             return Ok(Outcome::Failed);
         }
     };
-    let store = super::executions::open(&args.db)?;
+    let store = super::executions::open(&args.db).await?;
     let regs = store
         .registrations(&scenario.name)
         .await

@@ -20,9 +20,10 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "WEFT_LISTEN")]
     pub listen: SocketAddr,
-    /// SQLite database file (queue, history, hook tokens).
+    /// The database (queue, history, hook tokens): an SQLite file, or a postgres:// URL
+    /// for several nodes sharing one queue.
     #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
-    pub db: PathBuf,
+    pub db: String,
     /// Base URL apps use to reach this server (hook URLs are PUBLIC_URL/hooks/TOKEN).
     #[arg(long, env = "WEFT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -76,7 +77,7 @@ pub async fn run(args: Args) -> CmdResult {
     let registry = crate::registry::registry();
     let mut config = ServeConfig::new(&args.dir);
     config.listen = args.listen;
-    config.db = args.db;
+    config.db = weft_runtime::store::Backend::parse(&args.db);
     config.public_url = args.public_url;
     config.workers = args.workers;
     config.body_limit = args.body_limit;

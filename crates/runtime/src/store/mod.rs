@@ -13,12 +13,74 @@ use weft_engine::exec::{ExecutionRecord, Incomplete};
 
 pub use sqlite::SqliteStore;
 
+/// Where the data lives: an SQLite file, or a PostgreSQL URL (`postgres://...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite database file.
+    Sqlite(std::path::PathBuf),
+    /// PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// `postgres://` or `postgresql://` URLs select PostgreSQL; anything else is a file path.
+    pub fn parse(db: &str) -> Self {
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            Backend::Postgres(db.to_owned())
+        } else {
+            Backend::Sqlite(db.into())
+        }
+    }
+
+    /// The location without credentials, for messages.
+    pub fn display(&self) -> String {
+        match self {
+            Backend::Sqlite(p) => p.display().to_string(),
+            Backend::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}***{}", &url[..scheme + 3], &url[at..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+/// Opens the store. `serving`: this process will run workers, so an SQLite file (owned by
+/// one node) gets back at once the jobs a crashed process left leased.
+pub async fn open(
+    backend: &Backend,
+    serving: bool,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match backend {
+        Backend::Sqlite(path) => {
+            let store = SqliteStore::open(path)?;
+            if serving {
+                let recovered = store.recover_leases().await?;
+                if recovered > 0 {
+                    tracing::warn!(
+                        message = "Requeued jobs left running by the previous process.",
+                        count = recovered
+                    );
+                }
+            }
+            Ok(std::sync::Arc::new(store))
+        }
+        Backend::Postgres(_) => Err(StoreError::Database(
+            "PostgreSQL storage is not available in this build yet; use an SQLite file".into(),
+        )),
+    }
+}
+
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The backend cannot be reached right now (retry later).
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     /// The storage thread is gone (shutting down).
     #[error("the storage is closed")]
     Closed,
