@@ -31,6 +31,7 @@ pub mod module;
 pub mod registry;
 pub mod scenario;
 pub mod spec;
+pub mod suggest;
 pub mod template;
 pub mod validate;
 

@@ -78,56 +78,23 @@ impl Registry {
 
     /// The known module id closest to `id`, for "did you mean" hints.
     pub fn suggest_module(&self, id: &str) -> Option<&'static str> {
-        suggest(id, self.modules.keys().copied())
+        crate::suggest::did_you_mean(id, self.modules.keys().copied())
     }
-}
-
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|c| (levenshtein(word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance between two strings (insertions, deletions, substitutions).
-pub fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn suggests_close_names_only() {
-        let ids = ["sonar.send_message", "sonar.get_customer", "flow.router"];
+    fn suggests_close_module_names_only() {
+        let r = Registry::new([crate::builtin::modules()], []).unwrap();
+        assert_eq!(r.suggest_module("flow.ruter"), Some("flow.router"));
         assert_eq!(
-            suggest("sonar.send_mesage", ids),
-            Some("sonar.send_message")
+            r.suggest_module("flow.set_variable"),
+            Some("flow.set_variables")
         );
-        assert_eq!(suggest("flow.ruter", ids), Some("flow.router"));
-        assert_eq!(suggest("totally.different", ids), None);
-    }
-
-    #[test]
-    fn levenshtein_counts_edits() {
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("same", "same"), 0);
+        assert_eq!(r.suggest_module("totally.different"), None);
     }
 }

@@ -1,7 +1,5 @@
 //! Engine bugs found while writing the golden tests, each pinned by a test of the behaviour
-//! Make users expect. They are `#[ignore]`d until the fix lands; run them with
-//! `cargo test -p weft-engine --test regressions -- --ignored`, and drop the `ignore`
-//! with the fix.
+//! Make users expect.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
@@ -37,7 +35,6 @@ fn output_of(record: &ExecutionRecord, id: u32) -> &Vec<Value> {
 /// `preserve_order` is a `swap_remove` (the last field moves into its place). The fix is
 /// `shift_remove`.
 #[test]
-#[ignore = "engine bug: group_by reorders an array aggregator's fields"]
 fn group_by_keeps_the_mapped_field_order() {
     let src = r#"
 name: group-order
@@ -62,7 +59,6 @@ flow:
 /// `formatNumber` rounds as JavaScript's `toFixed`) give `3` and `0.13`:
 /// `template/math.rs`, `format_number`.
 #[test]
-#[ignore = "engine bug: formatNumber rounds ties to even"]
 fn format_number_rounds_ties_like_round() {
     let src = r#"
 name: format-ties

@@ -512,7 +512,8 @@ impl<'s> Run<'s> {
             Ok(i) => i,
             Err(e) => return self.handle_error(ix, node, e, scope).await,
         };
-        let key = input.remove("group_by");
+        // `shift_remove` keeps the mapped fields in the order they were written.
+        let key = input.shift_remove("group_by");
         let collected = if text {
             let item = match input.remove("text") {
                 Some(Value::String(s)) => Value::String(s),

@@ -39,7 +39,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::template::suggest::did_you_mean;
+use crate::suggest::did_you_mean;
 use crate::template::{Reference, Scope, TemplateError, Templates, ValueTemplate};
 pub use operators::Operator;
 

@@ -113,7 +113,7 @@ fn explain_serde(msg: &str) -> (String, Option<String>) {
             .map(|s| s.trim_matches('`'))
             .filter(|s| !s.is_empty())
             .collect();
-        let help = match crate::registry::suggest(field, expected_list.iter().copied()) {
+        let help = match crate::suggest::did_you_mean(field, expected_list.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("expected one of: {}", expected_list.join(", ")),
         };

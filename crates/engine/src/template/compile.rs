@@ -33,8 +33,8 @@ use serde_json::Value;
 
 use super::eval::{Expr, Part, Segment};
 use super::helpers::{self, HelperSpec, BLOCK_HELPERS, CONTEXT_HELPERS};
-use super::suggest::did_you_mean;
 use super::{Reference, TemplateError};
+use crate::suggest::did_you_mean;
 
 /// How a template renders.
 #[derive(Clone, Debug)]

@@ -207,7 +207,17 @@ fn format_number(a: &Args<'_, '_>) -> Result<Value, String> {
     let thousands_sep = a
         .opt_text(3)?
         .map_or_else(|| ".".to_owned(), |s| s.into_owned());
-    let fixed = format!("{:.*}", decimals, n.abs());
+    // Round half away from zero first, as `round` and Make do; `{:.N}` alone rounds
+    // exact ties to even (`2.5` → `2`).
+    // `decimals` is at most 20, so the cast is exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    let factor = 10f64.powi(decimals as i32);
+    let scaled = (n.abs() * factor).round() / factor;
+    let fixed = format!(
+        "{:.*}",
+        decimals,
+        if scaled.is_finite() { scaled } else { n.abs() }
+    );
     let (int_part, frac_part) = fixed.split_once('.').unwrap_or((&fixed, ""));
     let mut out = String::with_capacity(fixed.len() + 8);
     // `-0.00` shows as `0.00`.

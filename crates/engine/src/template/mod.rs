@@ -53,7 +53,6 @@ mod eval;
 mod general;
 mod helpers;
 mod math;
-pub(crate) mod suggest;
 mod text;
 pub(crate) mod value;
 

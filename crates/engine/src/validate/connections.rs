@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use crate::coerce::coerce;
 use crate::diagnostic::Reporter;
-use crate::registry::{suggest, Registry};
+use crate::registry::Registry;
 use crate::scenario::yaml::Spans;
+use crate::suggest::did_you_mean as suggest;
 
 /// Fields forced on every connection of an app, by app name (e.g. `sonar` →
 /// `{base_url: "http://127.0.0.1:4010/api"}` to point at the simulator).

@@ -20,11 +20,12 @@ use crate::diagnostic::{Diagnostic, LoadError, Reporter};
 use crate::filter::{Filter, FilterDef};
 use crate::graph::{ErrorPolicy, Link, LinkKind, MappedField, ModuleGraph, Node, Role};
 use crate::module::Module;
-use crate::registry::{suggest, Registry};
+use crate::registry::Registry;
 use crate::scenario::duration::parse_duration;
 use crate::scenario::yaml::Spans;
 use crate::scenario::{self, Directive, EnvLookup, ModuleDef, Parsed, Settings};
 use crate::spec::{FieldSpec, Kind};
+use crate::suggest::did_you_mean as suggest;
 use crate::template::{Reference, Templates, ValueTemplate};
 
 pub use connections::ConnectionOverrides;

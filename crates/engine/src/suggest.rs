@@ -1,4 +1,5 @@
-//! "Did you mean" suggestions for unknown helper and operator names.
+//! "Did you mean" suggestions for unknown names: modules, fields, helpers, operators,
+//! connections.
 
 /// Edit distance (insertions, deletions, substitutions) between two strings.
 fn distance(a: &str, b: &str) -> usize {
@@ -19,7 +20,7 @@ fn distance(a: &str, b: &str) -> usize {
 /// The candidate the user most likely meant: same name in another case, else the
 /// closest within a third of the length (at least 1, at most 3 edits), else one that
 /// starts or is contained in what was written (`len` → `length`, `uppercase` → `upper`).
-pub(crate) fn did_you_mean<'a>(
+pub fn did_you_mean<'a>(
     input: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
