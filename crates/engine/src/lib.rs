@@ -21,6 +21,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod builtin;
 pub mod coerce;
 pub mod diagnostic;

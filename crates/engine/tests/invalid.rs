@@ -11,6 +11,10 @@
 //! ```
 //!
 //! An `*.expected.txt` without its scenario fails the test, so stale files do not linger.
+//!
+//! `docs/errors.md`, the catalogue of load errors, is generated from these files: each
+//! scenario's first comment line is its title and the next comment lines explain it. The
+//! same `WEFT_BLESS=1` run rewrites it, and the test fails when it is stale.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -102,6 +106,16 @@ fn load_errors_match_their_snapshots() {
             failures.push(format!("{name}.expected.txt has no {name}.yaml; delete it"));
         }
     }
+    let doc = errors_doc(&cases, &registry);
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+    if bless {
+        std::fs::write(&doc_path, &doc).unwrap();
+    } else if std::fs::read_to_string(&doc_path).ok().as_deref() != Some(doc.as_str()) {
+        failures.push(
+            "docs/errors.md is stale; run with WEFT_BLESS=1 to regenerate it, then read the diff"
+                .to_owned(),
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} of {} load-error snapshots failed:\n\n{}",
@@ -109,6 +123,44 @@ fn load_errors_match_their_snapshots() {
         cases.len(),
         failures.join("\n\n")
     );
+}
+
+/// `docs/errors.md`: one section per invalid scenario, titled and explained by the
+/// scenario's leading comment lines, with the file and the error it gives.
+fn errors_doc(cases: &[PathBuf], registry: &Registry) -> String {
+    let mut doc = String::from(
+        "# Load errors\n\n\
+         <!-- Generated from crates/engine/tests/invalid/ by \
+         `WEFT_BLESS=1 cargo test -p weft-engine --test invalid`; do not edit by hand. -->\n\n\
+         weft checks a scenario whole before running anything (`weft validate FILE`, and `weft run`\n\
+         and `weft serve` before they start) and reports every problem at once. Each names\n\
+         `file:line:column`, the module and the field, quotes the line, and ends with a `help:`\n\
+         line saying how to fix it. This page shows one example of each kind of problem: the\n\
+         scenario file, then exactly what weft prints for it (the load-error snapshot tests\n\
+         check both). The format itself is in [scenario-format.md](scenario-format.md).\n",
+    );
+    for path in cases {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let source = std::fs::read_to_string(path).unwrap();
+        let comments: Vec<&str> = source
+            .lines()
+            .map_while(|l| l.strip_prefix('#'))
+            .map(str::trim)
+            .collect();
+        let (title, explanation) = comments
+            .split_first()
+            .unwrap_or_else(|| panic!("{name}: start with a `# Title` comment line"));
+        let rendered = rendered(path, registry).unwrap_or_default();
+        doc.push_str(&format!("\n## {title}\n\n"));
+        if !explanation.is_empty() {
+            doc.push_str(&explanation.join("\n"));
+            doc.push_str("\n\n");
+        }
+        doc.push_str(&format!(
+            "`{name}`:\n\n```yaml\n{source}```\n\n```text\n{rendered}```\n"
+        ));
+    }
+    doc
 }
 
 /// Every snapshot locates its problem and says how to fix it.
