@@ -24,7 +24,8 @@ pub struct Args {
     /// Print the execution record as JSON.
     #[arg(long)]
     json: bool,
-    /// Point every Sonar connection at a simulator started in-process.
+    /// Point every Sonar connection at a simulator started in-process (unset `${VAR}`s then
+    /// read as its token, `sim-token`).
     #[arg(long)]
     sonar_sim: bool,
 }
@@ -63,9 +64,12 @@ pub async fn run(args: Args) -> CmdResult {
     } else {
         None
     };
+    // With the embedded simulator, an unset `${VAR}` (the Sonar token) reads as its token.
+    let fallback = args.sonar_sim.then(|| super::sim::DEFAULT_TOKEN.to_owned());
+    let env = move |name: &str| std::env::var(name).ok().or_else(|| fallback.clone());
     let opts = LoadOptions {
+        env: &env,
         overrides: &overrides,
-        ..LoadOptions::default()
     };
     let scenario = match load_file_with(&args.file, &registry, &opts) {
         Ok(s) => s,
