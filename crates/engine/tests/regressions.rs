@@ -1,5 +1,5 @@
 //! Engine bugs found while writing the golden tests, each pinned by a test of the behaviour
-//! Make users expect.
+//! Make users expect, so that they stay fixed.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
@@ -30,10 +30,9 @@ fn output_of(record: &ExecutionRecord, id: u32) -> &Vec<Value> {
         .output
 }
 
-/// `group_by` written first in an array aggregator's `map` reorders the kept fields:
-/// `exec/mod.rs` (`Run::collect`) takes it out with `Map::remove`, which with serde_json's
-/// `preserve_order` is a `swap_remove` (the last field moves into its place). The fix is
-/// `shift_remove`.
+/// `group_by` written first in an array aggregator's `map` must not reorder the kept
+/// fields: `exec/mod.rs` (`Run::collect`) took it out with `Map::remove`, which with
+/// serde_json's `preserve_order` is a `swap_remove` (the last field moved into its place).
 #[test]
 fn group_by_keeps_the_mapped_field_order() {
     let src = r#"
@@ -54,10 +53,9 @@ flow:
     );
 }
 
-/// `formatNumber` rounds exact ties to even (Rust's `{:.N}`), so `2.5` with 0 decimals
-/// shows `2` and `0.125` with 2 shows `0.12`, while `round` (and Make, whose
-/// `formatNumber` rounds as JavaScript's `toFixed`) give `3` and `0.13`:
-/// `template/math.rs`, `format_number`.
+/// `formatNumber` rounds exact ties away from zero, as `round` and Make (JavaScript's
+/// `toFixed`) do: `template/math.rs` (`format_number`) used Rust's `{:.N}` alone, which
+/// rounds them to even (`2.5` with 0 decimals showed `2`, `0.125` with 2 showed `0.12`).
 #[test]
 fn format_number_rounds_ties_like_round() {
     let src = r#"
