@@ -189,10 +189,11 @@ impl<'s> Run<'s> {
         record
     }
 
+    /// Counts one more operation, or stops the execution if it would pass the limit (the
+    /// refused operation is not counted, so operations always equal steps).
     fn count_operation(&mut self) -> Flow {
-        self.operations += 1;
         let max = self.sc.settings.max_operations;
-        if self.operations > max {
+        if self.operations >= max {
             return Err(Halt::Rollback(StepError {
                 kind: ErrorKind::RuntimeError,
                 message: format!(
@@ -200,6 +201,7 @@ impl<'s> Run<'s> {
                 ),
             }));
         }
+        self.operations += 1;
         Ok(())
     }
 

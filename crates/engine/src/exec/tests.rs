@@ -396,7 +396,8 @@ flow:
 "#;
     let r = run(src, json!({"items": [1, 2, 3, 4, 5, 6]})).await;
     assert_eq!(r.status, Status::Error);
-    assert_eq!(r.operations, 6);
+    assert_eq!(r.operations, 5);
+    assert_eq!(r.steps.len(), 5, "one step per operation");
     let e = r.error.unwrap();
     assert_eq!(e.kind, ErrorKind::RuntimeError);
     assert!(

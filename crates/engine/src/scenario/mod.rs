@@ -60,16 +60,32 @@ pub fn parse(file: &str, source: &str, env: EnvLookup<'_>) -> Result<Parsed, Loa
         &mut rep,
         &mut secrets,
     );
+    for d in &mut rep.diagnostics {
+        if let Some(field) = &d.field {
+            d.module_id = module_at(&value, field);
+        }
+    }
     if !rep.diagnostics.is_empty() {
         return Err(rep.into_error());
     }
-    let model: ScenarioFile = match serde_path_to_error::deserialize(value) {
+    let model: ScenarioFile = match serde_path_to_error::deserialize(&value) {
         Ok(m) => m,
         Err(e) => {
             let path = dotted(e.path());
             let inner = e.into_inner().to_string();
+            let wrong_type =
+                inner.starts_with("invalid type") || inner.starts_with("invalid value");
             let (message, help) = explain_serde(&inner);
-            let d = rep.at(spans.locate(&path), message).maybe_help(help);
+            // A wrong value is pointed at itself; a wrong or missing key at the key.
+            let pos = if wrong_type {
+                spans.value(&path).unwrap_or_else(|| spans.locate(&path))
+            } else {
+                spans.locate(&path)
+            };
+            let mut d = rep.at(pos, message).maybe_help(help);
+            if let Some(id) = module_at(&value, &path) {
+                d = d.module(id);
+            }
             let d = if path.is_empty() { d } else { d.field(path) };
             return Err(LoadError::one(d));
         }
@@ -128,7 +144,7 @@ fn explain_serde(msg: &str) -> (String, Option<String>) {
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         return (
-            format!("wrong type: {rest}"),
+            format!("wrong type: {}", plain_types(rest)),
             Some("change the value to the expected type".into()),
         );
     }
@@ -139,6 +155,42 @@ fn explain_serde(msg: &str) -> (String, Option<String>) {
         );
     }
     (msg.to_owned(), None)
+}
+
+/// serde's type names in the words of a YAML user.
+fn plain_types(text: &str) -> String {
+    text.replace("expected u64", "expected a positive whole number")
+        .replace("expected u32", "expected a positive whole number")
+        .replace("expected i64", "expected a whole number")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a map", "expected a mapping")
+        .replace("expected struct ", "expected a mapping: ")
+        .replace("a sequence,", "a list,")
+        .replace("invalid type: map", "a mapping")
+        .replace("string ", "text ")
+}
+
+/// The id of the module whose entry contains `path` (`flow.2.routes.0.flow.1.map.x` → the
+/// id at `flow.2.routes.0.flow.1.id`).
+pub fn module_at(root: &Value, path: &str) -> Option<u32> {
+    let segs: Vec<&str> = path.split('.').collect();
+    let mut best = None;
+    let mut node = root;
+    for (i, seg) in segs.iter().enumerate() {
+        node = match node {
+            Value::Object(o) => o.get(*seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return best,
+        };
+        // A module entry is an element of a `flow` list.
+        let in_flow = i >= 1 && segs[i - 1] == "flow";
+        if in_flow {
+            if let Some(id) = node.get("id").and_then(Value::as_u64) {
+                best = u32::try_from(id).ok();
+            }
+        }
+    }
+    best
 }
 
 /// Replaces `${VAR}` in every string with the variable's value; `$${` stays a literal `${`.

@@ -57,6 +57,23 @@ pub(crate) struct Compiled {
     pub references: Vec<Reference>,
 }
 
+/// The column (1-based) of the first `{{` with no `}}` after it.
+fn unclosed_braces(source: &str) -> Option<usize> {
+    let mut rest = source;
+    let mut offset = 0;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        match after.find("}}") {
+            Some(close) => {
+                offset += open + 2 + close + 2;
+                rest = &after[close + 2..];
+            }
+            None => return Some(source[..offset + open].chars().count() + 1),
+        }
+    }
+    None
+}
+
 /// Where in the block structure an element sits.
 #[derive(Clone, Debug, Default)]
 struct Frame {
@@ -68,6 +85,13 @@ struct Frame {
 
 /// Compiles a template source (which contains `{{`).
 pub(crate) fn compile(source: &str) -> Result<Compiled, TemplateError> {
+    if let Some(column) = unclosed_braces(source) {
+        return Err(TemplateError::Syntax {
+            message: "`{{` is not closed by `}}`".to_owned(),
+            line: Some(1),
+            column: Some(column),
+        });
+    }
     let tpl = HbsTemplate::compile(source).map_err(|e| {
         let (line, column) = e.pos().unzip();
         TemplateError::Syntax {

@@ -255,6 +255,14 @@ impl TemplateError {
                 suggestion: Some(s),
                 ..
             } => Some(format!("did you mean `{s}`?")),
+            TemplateError::BadArguments { helper, .. } => Some(format!(
+                "see `{}` under Helpers in docs/scenario-format.md",
+                helper.trim_start_matches('#')
+            )),
+            TemplateError::Syntax { .. } => Some(
+                "write `{{1.field}}`, `{{helper 1.field \"text\"}}`, or `\\{{` for a literal `{{`"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }

@@ -663,6 +663,12 @@ impl Builder<'_> {
         Some(Role::Module)
     }
 
+    /// Whether `id` is declared after `than` in the file (ids in file order).
+    fn runs_later(&self, id: u32, than: u32) -> bool {
+        let pos = |x| self.order.iter().position(|o| *o == x);
+        matches!((pos(id), pos(than)), (Some(a), Some(b)) if a > b)
+    }
+
     fn upstream_help(&self, scope: &Scope) -> String {
         if scope.ids.is_empty() {
             "nothing is upstream here".to_owned()
@@ -1008,9 +1014,14 @@ impl Builder<'_> {
                     "a module cannot map its own output; map from a module before it".to_owned()
                 } else if !self.all_ids.contains_key(&id) {
                     format!("there is no module `{id}`; {}", self.upstream_help(scope))
+                } else if self.runs_later(id, module_id) {
+                    format!(
+                        "module `{id}` runs after module `{module_id}`; {}",
+                        self.upstream_help(scope)
+                    )
                 } else {
                     format!(
-                        "module `{id}` is not on the path to this module; {}",
+                        "module `{id}` is on another route, or its bundles were folded by an aggregator; {}",
                         self.upstream_help(scope)
                     )
                 };
@@ -1163,13 +1174,10 @@ fn example_help(field: &FieldSpec) -> String {
 
 fn template_help(e: &crate::template::TemplateError) -> String {
     use crate::template::TemplateError;
-    match e {
-        TemplateError::UnknownHelper {
-            suggestion: Some(s),
-            ..
-        } => format!("did you mean `{s}`?"),
-        TemplateError::UnknownHelper { .. } => {
-            "see docs/scenario-format.md for the list of helpers".to_owned()
+    match (e, e.help()) {
+        (_, Some(help)) => help,
+        (TemplateError::UnknownHelper { .. }, None) => {
+            "see Helpers in docs/scenario-format.md for the list".to_owned()
         }
         _ => "write templates as `{{1.field}}` or `{{helper 1.field \"arg\"}}`".to_owned(),
     }

@@ -76,7 +76,7 @@ fn reference_to_a_later_module_is_not_upstream() {
     assert_eq!(d.field.as_deref(), Some("map.a"));
     assert_eq!(
         d.help.as_deref(),
-        Some("module `3` is not on the path to this module; modules upstream on this path: `1`")
+        Some("module `3` runs after module `2`; modules upstream on this path: `1`")
     );
 }
 
