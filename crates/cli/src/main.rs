@@ -4,8 +4,39 @@
 //! logging and maps outcomes to exit codes (0 success, 1 execution or validation failed,
 //! 2 usage error).
 
+/// `print!` that stops quietly when stdout is closed (`weft run --json | head`) instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// `println!` that stops quietly when stdout is closed.
+macro_rules! outln {
+    () => {
+        $crate::write_stdout("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(&format!("{}\n", format!($($arg)*)))
+    };
+}
+
 mod commands;
 mod registry;
+
+/// Writes to stdout; if the reader has gone away, exits with status 1 without a panic.
+pub fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(1);
+    }
+}
 
 use std::process::ExitCode;
 

@@ -91,14 +91,24 @@ proptest! {
 #[test]
 fn deeply_nested_yaml_is_refused_or_loaded_without_overflow() {
     let depth = 10_000;
-    let src = format!("name: x\nflow: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+    let src = format!(
+        "name: x\nflow: {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
     let result = std::thread::Builder::new()
         .stack_size(8 * 1024 * 1024)
         .spawn(move || {
-            let opts = LoadOptions { env: &env, ..LoadOptions::default() };
+            let opts = LoadOptions {
+                env: &env,
+                ..LoadOptions::default()
+            };
             load_str("deep.yaml", &src, &registry(), &opts).is_err()
         })
         .unwrap()
         .join();
-    assert!(matches!(result, Ok(true)), "a 10,000-level document must be refused with a diagnostic");
+    assert!(
+        matches!(result, Ok(true)),
+        "a 10,000-level document must be refused with a diagnostic"
+    );
 }

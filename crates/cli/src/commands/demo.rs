@@ -103,13 +103,13 @@ pub async fn run(args: Args) -> CmdResult {
             return Ok(Outcome::Failed);
         }
     };
-    println!("weft demo");
-    println!(
+    outln!("weft demo");
+    outln!(
         "  weft serving `{}` on {}",
         args.dir.display(),
         server.url()
     );
-    println!("  Sonar simulator on {}\n", sim.base_url());
+    outln!("  Sonar simulator on {}\n", sim.base_url());
 
     let story = Story {
         http: reqwest::Client::new(),
@@ -125,7 +125,7 @@ pub async fn run(args: Args) -> CmdResult {
     let _ = std::fs::remove_file(db.with_extension("db-shm"));
     match (outcome, summary) {
         (Ok(()), Ok(all_ok)) => {
-            println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
+            outln!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());
             Ok(if all_ok {
                 Outcome::Success
             } else {
@@ -160,7 +160,7 @@ async fn drive(
         .await?;
     story.settle(server, deadline).await?;
 
-    println!("1. A new customer texts in: {CUSTOMER} says \"Hi, do you ship to Canada?\"");
+    outln!("1. A new customer texts in: {CUSTOMER} says \"Hi, do you ship to Canada?\"");
     story
         .post(
             "/_sim/inbound",
@@ -178,7 +178,7 @@ async fn drive(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    println!("2. An agent tags that message `service` in the Sonar inbox, then removes the tag when done");
+    outln!("2. An agent tags that message `service` in the Sonar inbox, then removes the tag when done");
     story
         .post(
             "/_sim/message_tags",
@@ -194,7 +194,7 @@ async fn drive(
         .await?;
     story.settle(server, deadline).await?;
 
-    println!("3. Agent {AGENT} takes the conversation, and the customer texts again");
+    outln!("3. Agent {AGENT} takes the conversation, and the customer texts again");
     story
         .post(
             "/_sim/assign",
@@ -209,10 +209,10 @@ async fn drive(
         .await?;
     story.settle(server, deadline).await?;
 
-    println!("4. A signup form posts to the `sonar-campaigns` hook: a campaign goes out");
+    outln!("4. A signup form posts to the `sonar-campaigns` hook: a campaign goes out");
     let tokens = server.hook_tokens();
     let Some((_, token)) = tokens.iter().find(|(s, _)| s == "sonar-campaigns") else {
-        println!(
+        outln!(
             "   (no `sonar-campaigns` scenario in {}; skipped)",
             dir.display()
         );
@@ -243,7 +243,7 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
         })
         .await?;
     list.reverse();
-    println!("\nExecutions ({}):", list.len());
+    outln!("\nExecutions ({}):", list.len());
     let mut all_ok = !list.is_empty();
     let mut per_scenario: BTreeMap<String, usize> = BTreeMap::new();
     for e in &list {
@@ -252,16 +252,22 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
             continue;
         };
         let event = record.trigger["action"].as_str().unwrap_or("webhook");
-        println!(
+        outln!(
             "  {} on `{}` → {} ({} operations)",
-            record.scenario, event, record.status, record.operations
+            record.scenario,
+            event,
+            record.status,
+            record.operations
         );
         for s in &record.steps {
             match &s.error {
-                None => println!("      ✓ {} {}", s.module_id, s.module),
-                Some(err) => println!(
+                None => outln!("      ✓ {} {}", s.module_id, s.module),
+                Some(err) => outln!(
                     "      ✗ {} {}: {}: {}",
-                    s.module_id, s.module, err.kind, err.message
+                    s.module_id,
+                    s.module,
+                    err.kind,
+                    err.message
                 ),
             }
         }
@@ -270,7 +276,7 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
         }
     }
     let state = story.state().await?;
-    println!("\nWhat Sonar received:");
+    outln!("\nWhat Sonar received:");
     for m in state["messages"].as_array().into_iter().flatten() {
         if m["direction"] == "outbound" {
             let tags: Vec<&str> = m["tag_names"]
@@ -279,7 +285,7 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
-            println!(
+            outln!(
                 "  SMS to {}: \"{}\"{}",
                 m["to"]
                     .as_str()
@@ -295,7 +301,7 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
         }
     }
     for c in state["campaign_sends"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  campaign `{}` to {} ({})",
             c["campaign_id"]
                 .as_str()
@@ -306,7 +312,7 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
         );
     }
     for c in state["customers"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  customer {}: state {}, properties {}",
             c["phone_number"].as_str().unwrap_or("?"),
             c["state"].as_str().unwrap_or("?"),
@@ -314,9 +320,9 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
         );
     }
     let deliveries = state["deliveries"].as_array().map_or(0, Vec::len);
-    println!("  {deliveries} webhook deliveries to weft");
+    outln!("  {deliveries} webhook deliveries to weft");
     if per_scenario.is_empty() {
-        println!("\nNo execution ran: does `scenarios/` hold scenarios with Sonar triggers?");
+        outln!("\nNo execution ran: does `scenarios/` hold scenarios with Sonar triggers?");
     }
     Ok(all_ok)
 }

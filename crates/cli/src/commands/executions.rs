@@ -86,21 +86,30 @@ pub async fn run(args: Args) -> CmdResult {
                 .await
                 .map_err(|e| CliError::Failed(e.into()))?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&list).map_err(|e| CliError::Failed(e.into()))?
                 );
             } else if list.is_empty() {
-                println!("no executions");
+                outln!("no executions");
             } else {
-                println!(
+                outln!(
                     "{:<36}  {:<24}  {:<10}  {:>4}  {:>7}  started",
-                    "id", "scenario", "status", "ops", "ms"
+                    "id",
+                    "scenario",
+                    "status",
+                    "ops",
+                    "ms"
                 );
                 for e in list {
-                    println!(
+                    outln!(
                         "{:<36}  {:<24}  {:<10}  {:>4}  {:>7}  {}",
-                        e.id, e.scenario, e.status, e.operations, e.duration_ms, e.started_at
+                        e.id,
+                        e.scenario,
+                        e.status,
+                        e.operations,
+                        e.duration_ms,
+                        e.started_at
                     );
                 }
             }
@@ -115,21 +124,21 @@ pub async fn run(args: Args) -> CmdResult {
                 return Err(CliError::Failed(anyhow!("no execution `{id}`")));
             };
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&record)
                         .map_err(|e| CliError::Failed(e.into()))?
                 );
             } else {
-                print!("{}", super::run::human(&record));
+                out!("{}", super::run::human(&record));
                 for s in &record.steps {
-                    println!("\nstep {} {}", s.module_id, s.module);
-                    println!("  input:  {}", s.input);
+                    outln!("\nstep {} {}", s.module_id, s.module);
+                    outln!("  input:  {}", s.input);
                     for o in &s.output {
-                        println!("  output: {o}");
+                        outln!("  output: {o}");
                     }
                     if let Some(e) = &s.error {
-                        println!("  error:  {}: {}", e.kind, e.message);
+                        outln!("  error:  {}: {}", e.kind, e.message);
                     }
                 }
             }
@@ -145,7 +154,7 @@ pub async fn run(args: Args) -> CmdResult {
                     "execution `{id}` has no incomplete bundle waiting for a retry"
                 )));
             }
-            println!("{n} incomplete bundle(s) of `{id}` queued for retry; weft serve runs them");
+            outln!("{n} incomplete bundle(s) of `{id}` queued for retry; weft serve runs them");
             Ok(Outcome::Success)
         }
     }

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> CmdResult {
                 Format::Mermaid => render::mermaid(&s.graph),
                 Format::Dot => render::dot(&s.graph, &s.name),
             };
-            print!("{text}");
+            out!("{text}");
             Ok(Outcome::Success)
         }
         Err(e) => {

@@ -37,15 +37,17 @@ pub async fn list(args: ListArgs) -> CmdResult {
             .iter()
             .map(|h| serde_json::json!({"scenario": h.scenario, "module_id": h.module_id, "url": format!("{base}/hooks/{}", h.token)}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).map_err(|e| CliError::Failed(e.into()))?
         );
     } else {
         for h in hooks {
-            println!(
+            outln!(
                 "{:<28} module {:<3} {base}/hooks/{}",
-                h.scenario, h.module_id, h.token
+                h.scenario,
+                h.module_id,
+                h.token
             );
         }
     }
@@ -78,7 +80,7 @@ pub async fn deactivate(args: DeactivateArgs) -> CmdResult {
         .await
         .map_err(|e| CliError::Failed(e.into()))?;
     if regs.is_empty() {
-        println!("`{}` has no registered webhook", scenario.name);
+        outln!("`{}` has no registered webhook", scenario.name);
         return Ok(Outcome::Success);
     }
     let node = scenario.graph.node(scenario.trigger);
@@ -104,9 +106,10 @@ pub async fn deactivate(args: DeactivateArgs) -> CmdResult {
             .delete_registration(&reg.scenario, reg.module_id)
             .await
             .map_err(|e| CliError::Failed(e.into()))?;
-        println!(
+        outln!(
             "removed the webhook of `{}` ({})",
-            scenario.name, reg.hook_url
+            scenario.name,
+            reg.hook_url
         );
     }
     Ok(Outcome::Success)

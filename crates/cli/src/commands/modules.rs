@@ -31,9 +31,9 @@ pub fn run(args: Args) -> CmdResult {
             .collect();
         let text = serde_json::to_string_pretty(&json!({"modules": specs, "apps": apps}))
             .map_err(|e| CliError::Failed(e.into()))?;
-        println!("{text}");
+        outln!("{text}");
     } else if args.markdown {
-        print!("{}", markdown(&registry));
+        out!("{}", markdown(&registry));
     } else {
         for m in registry.modules() {
             let s = m.spec();
@@ -48,7 +48,7 @@ pub fn run(args: Args) -> CmdResult {
                     }
                 })
                 .collect();
-            println!(
+            outln!(
                 "{:<34} {:<8} {}  [{}]",
                 s.id,
                 format!("{:?}", s.kind).to_lowercase(),

@@ -81,9 +81,9 @@ pub async fn run(args: Args) -> CmdResult {
     let record = Executor::new(&scenario).run(payload).await;
     if args.json {
         let text = serde_json::to_string_pretty(&record).map_err(|e| CliError::Failed(e.into()))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", human(&record));
+        out!("{}", human(&record));
     }
     if let Some(sim) = sim {
         sim.shutdown().await;

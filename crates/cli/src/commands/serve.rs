@@ -42,6 +42,10 @@ pub struct Args {
     /// Time running executions get to finish on shutdown.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Lease on a claimed job, renewed while it runs: how long a job of a node that died
+    /// waits before another node runs it.
+    #[arg(long, default_value = "30s", env = "WEFT_LEASE", value_parser = parse_duration)]
+    pub lease: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -83,9 +87,10 @@ pub async fn run(args: Args) -> CmdResult {
     config.body_limit = args.body_limit;
     config.retention = args.retention;
     config.shutdown_grace = args.grace;
+    config.lease = args.lease;
     let sim = if args.sonar_sim {
         let sim = super::sim::start_embedded().await?;
-        println!(
+        outln!(
             "Sonar simulator: {} (state: {}/_sim/state)",
             sim.base_url(),
             sim.root_url()
@@ -103,9 +108,9 @@ pub async fn run(args: Args) -> CmdResult {
             return Ok(Outcome::Failed);
         }
     };
-    println!("weft listening on {}", server.url());
+    outln!("weft listening on {}", server.url());
     for (scenario, token) in server.hook_tokens() {
-        println!("  {scenario}: POST {}/hooks/{token}", server.url());
+        outln!("  {scenario}: POST {}/hooks/{token}", server.url());
     }
     RunningServer::signal().await;
     server.shutdown().await;

@@ -51,9 +51,9 @@ pub async fn run(args: Args) -> CmdResult {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))
         .map_err(CliError::Failed)?;
-    println!("Sonar simulator listening on {}", sim.base_url());
-    println!("control surface: {}/_sim/state", sim.root_url());
-    println!("accepted token(s): {}", tokens.join(", "));
+    outln!("Sonar simulator listening on {}", sim.base_url());
+    outln!("control surface: {}/_sim/state", sim.root_url());
+    outln!("accepted token(s): {}", tokens.join(", "));
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")

@@ -19,7 +19,7 @@ pub fn run(args: Args) -> CmdResult {
     let mut failed = 0;
     for file in &args.files {
         match weft_engine::validate::load_file(file, &registry) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "ok: {} ({}, {} modules)",
                 file.display(),
                 s.name,

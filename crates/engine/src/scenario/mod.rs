@@ -21,8 +21,11 @@ pub struct Parsed {
     pub model: ScenarioFile,
     /// Positions of every key and value.
     pub spans: Spans,
-    /// Values read from the environment into `connections:`; redacted everywhere.
+    /// Values read from the environment into `connections:`; redacted everywhere (values
+    /// shorter than 4 characters are not: redacting them would mangle ordinary text).
     pub secrets: Vec<String>,
+    /// Paths of the values that came from `${VAR}` (`connections.sonar.token`).
+    pub from_env: Vec<String>,
 }
 
 /// Reads the environment for `${VAR}` interpolation.
@@ -51,14 +54,14 @@ pub fn parse(file: &str, source: &str, env: EnvLookup<'_>) -> Result<Parsed, Loa
             .help("start the file with `name:` and `flow:` keys");
         return Err(LoadError::one(d));
     }
-    let mut secrets = Vec::new();
+    let mut found = Interpolated::default();
     interpolate(
         &mut value,
         &mut String::new(),
         env,
         &spans,
         &mut rep,
-        &mut secrets,
+        &mut found,
     );
     for d in &mut rep.diagnostics {
         if let Some(field) = &d.field {
@@ -95,7 +98,8 @@ pub fn parse(file: &str, source: &str, env: EnvLookup<'_>) -> Result<Parsed, Loa
         source: source.to_owned(),
         model,
         spans,
-        secrets,
+        secrets: found.secrets,
+        from_env: found.paths,
     })
 }
 
@@ -193,6 +197,17 @@ pub fn module_at(root: &Value, path: &str) -> Option<u32> {
     best
 }
 
+/// Shorter secret values are not redacted: replacing every `abc` in every record would
+/// mangle ordinary text more than it protects.
+pub const MIN_SECRET_LEN: usize = 4;
+
+/// What interpolation read from the environment.
+#[derive(Default)]
+struct Interpolated {
+    secrets: Vec<String>,
+    paths: Vec<String>,
+}
+
 /// Replaces `${VAR}` in every string with the variable's value; `$${` stays a literal `${`.
 fn interpolate(
     value: &mut Value,
@@ -200,7 +215,7 @@ fn interpolate(
     env: EnvLookup<'_>,
     spans: &Spans,
     rep: &mut Reporter<'_>,
-    secrets: &mut Vec<String>,
+    found: &mut Interpolated,
 ) {
     match value {
         Value::String(s) if s.contains("${") => {
@@ -208,7 +223,10 @@ fn interpolate(
             match expand(s, env) {
                 Ok((text, values)) => {
                     if in_connections {
-                        secrets.extend(values.into_iter().filter(|v| v.len() >= 4));
+                        found.paths.push(path.clone());
+                        found
+                            .secrets
+                            .extend(values.into_iter().filter(|v| v.len() >= 4));
                     }
                     *s = text;
                 }
@@ -235,7 +253,7 @@ fn interpolate(
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 push_seg(path, &i.to_string());
-                interpolate(item, path, env, spans, rep, secrets);
+                interpolate(item, path, env, spans, rep, found);
                 path.truncate(len);
             }
         }
@@ -243,7 +261,7 @@ fn interpolate(
             for (k, v) in map.iter_mut() {
                 let len = path.len();
                 push_seg(path, k);
-                interpolate(v, path, env, spans, rep, secrets);
+                interpolate(v, path, env, spans, rep, found);
                 path.truncate(len);
             }
         }

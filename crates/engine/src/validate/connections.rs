@@ -31,6 +31,7 @@ pub(super) fn build(
     overrides: &ConnectionOverrides,
     spans: &Spans,
     rep: &mut Reporter<'_>,
+    from_env: &[String],
     secrets: &mut Vec<String>,
 ) -> BTreeMap<String, Connection> {
     let mut out = BTreeMap::new();
@@ -107,9 +108,7 @@ pub(super) fn build(
                 continue;
             };
             if app.secret_fields().contains(&key.as_str()) {
-                let from_env = value
-                    .as_str()
-                    .is_some_and(|s| secrets.iter().any(|x| x == s));
+                let from_env = from_env.contains(&fpath);
                 if !from_env {
                     let var = format!("{}_{}", name.to_uppercase(), key.to_uppercase());
                     let d = rep
@@ -151,7 +150,8 @@ pub(super) fn build(
             }
         }
         for f in app.fields().iter().filter(|f| f.required) {
-            if !fields.contains_key(f.name) {
+            // A field given but refused above is already reported.
+            if !fields.contains_key(f.name) && !obj.contains_key(f.name) {
                 let d = rep
                     .at(
                         spans.locate(&path),
@@ -165,7 +165,7 @@ pub(super) fn build(
         }
         for secret in app.secret_fields() {
             if let Some(Value::String(s)) = fields.get(*secret) {
-                if !s.is_empty() {
+                if s.len() >= crate::scenario::MIN_SECRET_LEN {
                     secrets.push(s.clone());
                 }
             }

@@ -192,6 +192,7 @@ fn build(
         model,
         spans,
         mut secrets,
+        from_env,
     } = parsed;
     let mut b = Builder {
         registry,
@@ -229,6 +230,7 @@ fn build(
         overrides,
         &spans,
         &mut b.rep,
+        &from_env,
         &mut secrets,
     );
     b.collect_ids(&model.flow, "flow");

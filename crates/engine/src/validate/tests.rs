@@ -273,3 +273,66 @@ fn every_problem_is_reported_at_once() {
     );
     assert_eq!(errors(&src).len(), 2);
 }
+
+/// An app with a secret `token`, for connection checks.
+struct KeyApp;
+impl crate::module::App for KeyApp {
+    fn name(&self) -> &'static str {
+        "keyed"
+    }
+    fn fields(&self) -> &'static [crate::spec::FieldSpec] {
+        static FIELDS: [crate::spec::FieldSpec; 1] =
+            [crate::spec::field("token", crate::spec::FieldType::Text)
+                .required()
+                .help("API token.")
+                .example("${KEYED_TOKEN}")];
+        &FIELDS
+    }
+    fn secret_fields(&self) -> &'static [&'static str] {
+        &["token"]
+    }
+    fn connect(
+        &self,
+        _fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<std::sync::Arc<dyn std::any::Any + Send + Sync>, String> {
+        Ok(std::sync::Arc::new(()))
+    }
+}
+
+fn load_keyed(src: &str, token: &'static str) -> Result<Scenario, crate::diagnostic::LoadError> {
+    static APPS: &[&dyn crate::module::App] = &[&KeyApp];
+    let registry = Registry::new([crate::builtin::modules()], [APPS]).unwrap();
+    let env = move |name: &str| (name == "KEYED_TOKEN").then(|| token.to_owned());
+    let opts = LoadOptions {
+        env: &env,
+        ..LoadOptions::default()
+    };
+    load_str("keyed.yaml", src, &registry, &opts)
+}
+
+#[test]
+fn secrets_must_come_from_the_environment_whatever_their_length() {
+    let from_env = format!(
+        "name: t\nconnections:\n  k: {{ app: keyed, token: \"${{KEYED_TOKEN}}\" }}\n{}",
+        &HEAD["name: t\n".len()..]
+    );
+    let s = load_keyed(&from_env, "abc").unwrap();
+    assert!(
+        s.secrets.is_empty(),
+        "a 3-character value is too short to redact safely"
+    );
+    let s = load_keyed(&from_env, "long-secret-token").unwrap();
+    assert_eq!(s.secrets, vec!["long-secret-token".to_owned()]);
+
+    let plain = from_env.replace("\"${KEYED_TOKEN}\"", "abc");
+    let err = load_keyed(&plain, "abc").unwrap_err();
+    let d = &err.diagnostics[0];
+    assert_eq!(
+        d.message,
+        "`token` is a secret and must not be written in the scenario"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("read it from the environment: `token: ${K_TOKEN}`")
+    );
+}
