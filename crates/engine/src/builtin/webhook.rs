@@ -30,7 +30,7 @@ static RESPOND: ModuleSpec = ModuleSpec {
     id: "webhook.respond",
     kind: Kind::Action,
     label: "Webhook response",
-    help: "Sets the HTTP response returned to the caller of the scenario's `webhook.custom` hook (the first one that runs wins). Without it, the hook answers 200 `{"status":"queued","id":N}` as soon as the request is durably queued. With it, the hook waits (up to 30 s) for the execution and answers with the response it set.",
+    help: "Sets the HTTP response returned to the caller of the scenario's `webhook.custom` hook (the first one that runs wins). Without it, the hook answers 200 `{\"status\":\"queued\",\"id\":N}` as soon as the request is durably queued. With it, the hook waits (up to 30 s) for the execution and answers with the response it set.",
     app: None,
     fields: &[
         field("status", FieldType::Number).help("HTTP status (default 200).").example("201"),
