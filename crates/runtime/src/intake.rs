@@ -229,25 +229,37 @@ fn custom_response(r: &Value) -> Response {
     resp
 }
 
+/// `{status, node, database, queue_depth, scenarios}`; 503 when the database cannot be
+/// reached (a load balancer then sends webhooks to another node).
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let depth = shared.store.queue_depth().await;
     match depth {
-        Ok(d) => {
-            Json(json!({ "status": "ok", "queue_depth": d, "scenarios": shared.scenarios.len() }))
-                .into_response()
-        }
+        Ok(d) => Json(json!({
+            "status": "ok",
+            "node": shared.node_id,
+            "database": "reachable",
+            "queue_depth": d,
+            "scenarios": shared.scenarios.len(),
+        }))
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+            Json(json!({
+                "status": "unavailable",
+                "node": shared.node_id,
+                "database": "unreachable",
+                "error": e.to_string(),
+            })),
         )
             .into_response(),
     }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(),
-    )
-        .into_response()
+    let node = shared.node_id.replace('\\', "\\\\").replace('"', "\\\"");
+    let text = format!(
+        "# HELP weft_node_info The node serving these metrics (label `node`, as in /healthz).\n# TYPE weft_node_info gauge\nweft_node_info{{node=\"{node}\"}} 1\n{}",
+        shared.metrics.render()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

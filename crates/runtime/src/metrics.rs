@@ -18,6 +18,76 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+/// Seconds over which `weft_claims_per_second` is averaged.
+const RATE_WINDOW: u64 = 10;
+
+/// Jobs claimed per wall-clock second, for the last [`RATE_WINDOW`] seconds.
+#[derive(Default)]
+struct RateWindow {
+    slots: [(u64, u64); RATE_WINDOW as usize],
+}
+
+fn epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl RateWindow {
+    fn add(&mut self, now: u64, n: u64) {
+        let slot = &mut self.slots[(now % RATE_WINDOW) as usize];
+        if slot.0 != now {
+            *slot = (now, 0);
+        }
+        slot.1 += n;
+    }
+
+    fn per_second(&self, now: u64) -> f64 {
+        let total: u64 = self
+            .slots
+            .iter()
+            .filter(|(sec, _)| *sec <= now && now - *sec < RATE_WINDOW)
+            .map(|(_, n)| n)
+            .sum();
+        total as f64 / RATE_WINDOW as f64
+    }
+}
+
 /// The runtime's metrics.
 #[derive(Default)]
 pub struct Metrics {
@@ -26,8 +96,14 @@ pub struct Metrics {
     /// Duplicate deliveries acknowledged without queueing.
     pub webhooks_duplicate: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
-    /// Jobs waiting or running.
+    /// Jobs waiting or running (in the whole cluster when the store is shared).
     pub queue_depth: AtomicU64,
+    /// Jobs this node holds under a lease (claimed and running).
+    pub leases_held: AtomicU64,
+    /// Jobs this node claimed.
+    pub jobs_claimed: AtomicU64,
+    claim_latency: Mutex<Histogram>,
+    claim_rate: Mutex<RateWindow>,
     executions: Mutex<BTreeMap<(String, &'static str), u64>>,
     operations: Mutex<BTreeMap<String, u64>>,
     modules: Mutex<BTreeMap<String, Histogram>>,
@@ -62,15 +138,29 @@ impl Metrics {
 
     /// Records one module operation's duration.
     pub fn module_latency(&self, module: &str, seconds: f64) {
-        let mut map = lock(&self.modules);
-        let h = map.entry(module.to_owned()).or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                h.counts[i] += 1;
-            }
+        lock(&self.modules)
+            .entry(module.to_owned())
+            .or_default()
+            .observe(seconds);
+    }
+
+    /// Records one successful claim: how many jobs it took and how long it took.
+    pub fn claimed(&self, jobs: usize, seconds: f64) {
+        let jobs = jobs as u64;
+        self.jobs_claimed.fetch_add(jobs, Ordering::Relaxed);
+        lock(&self.claim_latency).observe(seconds);
+        if jobs > 0 {
+            lock(&self.claim_rate).add(epoch_secs(), jobs);
         }
-        h.sum += seconds;
-        h.count += 1;
+    }
+
+    /// Lowers the queue depth by one, stopping at zero (another node may have queued the job).
+    pub fn dequeued(&self) {
+        let _ = self
+            .queue_depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(1))
+            });
     }
 
     /// The text exposition format.
@@ -104,6 +194,29 @@ impl Metrics {
             "weft_queue_depth {}",
             self.queue_depth.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP weft_leases_held Jobs this node holds under a lease.\n# TYPE weft_leases_held gauge"
+        );
+        let _ = writeln!(
+            out,
+            "weft_leases_held {}",
+            self.leases_held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP weft_jobs_claimed_total Jobs this node claimed from the queue.\n# TYPE weft_jobs_claimed_total counter");
+        let _ = writeln!(
+            out,
+            "weft_jobs_claimed_total {}",
+            self.jobs_claimed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP weft_claims_per_second Jobs this node claimed per second, over the last {RATE_WINDOW} seconds.\n# TYPE weft_claims_per_second gauge");
+        let _ = writeln!(
+            out,
+            "weft_claims_per_second {}",
+            lock(&self.claim_rate).per_second(epoch_secs())
+        );
+        let _ = writeln!(out, "# HELP weft_claim_duration_seconds Time of one claim from the queue.\n# TYPE weft_claim_duration_seconds histogram");
+        lock(&self.claim_latency).render(&mut out, "weft_claim_duration_seconds", "");
         let _ = writeln!(out, "# HELP weft_executions_total Finished executions by scenario and status.\n# TYPE weft_executions_total counter");
         for ((scenario, status), n) in lock(&self.executions).iter() {
             let _ = writeln!(
@@ -122,29 +235,8 @@ impl Metrics {
         }
         let _ = writeln!(out, "# HELP weft_module_duration_seconds Time of one module operation.\n# TYPE weft_module_duration_seconds histogram");
         for (module, h) in lock(&self.modules).iter() {
-            let m = escape(module);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "weft_module_duration_seconds_bucket{{module=\"{m}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "weft_module_duration_seconds_bucket{{module=\"{m}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "weft_module_duration_seconds_sum{{module=\"{m}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "weft_module_duration_seconds_count{{module=\"{m}\"}} {}",
-                h.count
-            );
+            let labels = format!("module=\"{}\"", escape(module));
+            h.render(&mut out, "weft_module_duration_seconds", &labels);
         }
         out
     }
@@ -172,5 +264,27 @@ mod tests {
         assert!(text.contains(
             "weft_module_duration_seconds_bucket{module=\"flow.iterator\",le=\"0.001\"} 0"
         ));
+        assert!(text.contains("weft_module_duration_seconds_count{module=\"flow.iterator\"} 1"));
+    }
+
+    #[test]
+    fn renders_claims_and_leases() {
+        let m = Metrics::default();
+        m.claimed(20, 0.002);
+        m.claimed(0, 0.0004);
+        m.leases_held.store(3, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("weft_leases_held 3"));
+        assert!(text.contains("weft_jobs_claimed_total 20"));
+        assert!(text.contains("weft_claims_per_second 2"), "{text}");
+        assert!(text.contains("weft_claim_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("weft_claim_duration_seconds_count 2"));
+    }
+
+    #[test]
+    fn queue_depth_stops_at_zero() {
+        let m = Metrics::default();
+        m.dequeued();
+        assert_eq!(m.queue_depth.load(Ordering::Relaxed), 0);
     }
 }

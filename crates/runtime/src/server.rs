@@ -49,6 +49,8 @@ pub struct ServeConfig {
     pub overrides: ConnectionOverrides,
     /// Unset `${VAR}`s read as this value (used with the embedded simulator).
     pub env_fallback: Option<String>,
+    /// This node's name in `/healthz`, `/metrics` and logs; by default `{hostname}:{port}`.
+    pub node_id: Option<String>,
 }
 
 impl ServeConfig {
@@ -68,6 +70,7 @@ impl ServeConfig {
             lease: Duration::from_secs(30),
             overrides: ConnectionOverrides::new(),
             env_fallback: None,
+            node_id: None,
         }
     }
 }
@@ -183,6 +186,7 @@ pub(crate) struct Shared {
     pub stopping: watch::Sender<bool>,
     pub waiters: Mutex<HashMap<i64, oneshot::Sender<Option<Value>>>>,
     pub completed: AtomicU64,
+    pub node_id: String,
     pub config: ServeConfig,
 }
 
@@ -197,6 +201,16 @@ impl Shared {
         }
         found
     }
+}
+
+/// The machine's name, for node ids (`weft` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "weft".to_owned())
 }
 
 /// The server.
@@ -280,6 +294,10 @@ impl Server {
             hooks.push((token, HookTarget { scenario: s }));
         }
         let (stopping, _) = watch::channel(false);
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", hostname(), addr.port()));
         let shared = Arc::new(Shared {
             scenarios: by_name,
             hooks,
@@ -290,6 +308,7 @@ impl Server {
             stopping,
             waiters: Mutex::new(HashMap::new()),
             completed: AtomicU64::new(0),
+            node_id,
             config,
         });
         if let Ok(depth) = store.queue_depth().await {
@@ -298,7 +317,18 @@ impl Server {
 
         if public_url.is_some() {
             for (s, url) in to_activate {
-                activate(&shared, &s, &url).await;
+                // Nodes starting together take turns: the first registers the webhook, the
+                // next ones find it registered and reuse it.
+                let lock_name = format!("activate:{}:{}", s.name, s.graph.node(s.trigger).id);
+                match store.cluster_lock(&lock_name).await {
+                    Ok(lock) => {
+                        activate(&shared, &s, &url).await;
+                        drop(lock);
+                    }
+                    Err(e) => {
+                        tracing::error!(message = "Cannot take the activation lock; the trigger is not activated.", scenario = %s.name, error = %e)
+                    }
+                }
             }
         } else if !to_activate.is_empty() {
             tracing::warn!(
@@ -322,7 +352,7 @@ impl Server {
         });
         let workers = tokio::spawn(crate::worker::dispatch(shared.clone()));
         let background = crate::background::spawn_all(shared.clone());
-        tracing::info!(message = "Serving.", addr = %addr, scenarios = shared.scenarios.len());
+        tracing::info!(message = "Serving.", addr = %addr, node = %shared.node_id, scenarios = shared.scenarios.len());
         Ok(RunningServer {
             addr,
             shared,
@@ -375,6 +405,11 @@ impl RunningServer {
             .iter()
             .map(|(t, h)| (h.scenario.name.clone(), t.clone()))
             .collect()
+    }
+
+    /// This node's id (as in `/healthz`).
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
     }
 
     /// Executions finished since start.

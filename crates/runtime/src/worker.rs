@@ -4,11 +4,15 @@
 //! task. A job's execution record and the removal of its queue entry are committed in one
 //! transaction, so a crash before that commit leaves the job to be run again
 //! (at-least-once); after it, the job is never run twice.
+//!
+//! Idle, the dispatcher waits for this node's intake, for a store notification (another node
+//! queued work: PostgreSQL `LISTEN`), or for its next poll. When the store fails, it backs off
+//! (up to [`MAX_BACKOFF`]) instead of hammering a database that is down.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -20,6 +24,19 @@ use crate::store::{IncompleteRow, Job, JobKind};
 
 /// Most jobs claimed at once.
 const MAX_BATCH: usize = 64;
+/// Idle dispatchers claim again after this long even without a wakeup (expired leases of dead
+/// nodes, missed notifications).
+const POLL: Duration = Duration::from_millis(500);
+/// Under a backlog, how long the dispatcher waits for more free slots before claiming.
+const GATHER: Duration = Duration::from_millis(2);
+/// Longest wait between two claims while the store fails.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The wait after `failures` failed claims in a row: 250 ms, doubling, at most [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(5);
+    (Duration::from_millis(250) * (1u32 << doublings)).min(MAX_BACKOFF)
+}
 
 /// Runs until shutdown: claims and runs jobs.
 pub(crate) async fn dispatch(shared: Arc<Shared>) {
@@ -27,6 +44,9 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     let running: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
     let heartbeat = tokio::spawn(heartbeat(shared.clone(), running.clone()));
     let mut stop = shared.stopping.subscribe();
+    let mut failures = 0u32;
+    // Whether the last claim filled every slot it asked for (there is a backlog).
+    let mut busy_before = false;
     loop {
         if *stop.borrow() {
             break;
@@ -40,22 +60,56 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
             }
             continue;
         }
+        let workers = shared.config.workers.max(1);
+        let enough = (workers / 4).max(1);
+        let free = if free < enough && busy_before {
+            // Nearly every slot is busy and the last claim found work: wait a moment for a
+            // few more slots, so that one claim (a database round trip) takes several jobs.
+            let more = u32::try_from(enough).unwrap_or(1);
+            if let Ok(Ok(p)) = tokio::time::timeout(GATHER, slots.acquire_many(more)).await {
+                drop(p);
+            }
+            slots.available_permits()
+        } else {
+            free
+        };
+        let started = Instant::now();
         let jobs = match shared
             .store
             .claim(free.min(MAX_BATCH), shared.config.lease)
             .await
         {
-            Ok(jobs) => jobs,
+            Ok(jobs) => {
+                if failures > 0 {
+                    tracing::info!(message = "Claiming jobs again.", failed_attempts = failures);
+                }
+                failures = 0;
+                shared
+                    .metrics
+                    .claimed(jobs.len(), started.elapsed().as_secs_f64());
+                busy_before = jobs.len() == free.min(MAX_BATCH);
+                jobs
+            }
             Err(e) => {
-                tracing::error!(message = "Cannot claim jobs; retrying.", error = %e);
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                failures += 1;
+                let wait = backoff(failures);
+                if failures == 1 {
+                    tracing::error!(message = "Cannot claim jobs; backing off.", error = %e);
+                } else {
+                    tracing::warn!(message = "Still cannot claim jobs.", error = %e, attempt = failures, retry_in_ms = wait.as_millis() as u64);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
                 continue;
             }
         };
         if jobs.is_empty() {
             tokio::select! {
                 () = shared.wake.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = shared.store.queue_notified() => {}
+                () = tokio::time::sleep(POLL) => {}
                 _ = stop.changed() => {}
             }
             continue;
@@ -66,6 +120,10 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
             };
             if let Ok(mut r) = running.lock() {
                 r.insert(job.id);
+                shared
+                    .metrics
+                    .leases_held
+                    .store(r.len() as u64, Ordering::Relaxed);
             }
             let shared = shared.clone();
             let running = running.clone();
@@ -74,6 +132,10 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                 run_job(&shared, job).await;
                 if let Ok(mut r) = running.lock() {
                     r.remove(&id);
+                    shared
+                        .metrics
+                        .leases_held
+                        .store(r.len() as u64, Ordering::Relaxed);
                 }
                 drop(permit);
             });
@@ -193,14 +255,18 @@ async fn run_job(shared: &Shared, job: Job) {
             .module_latency(&step.module, step.duration_us as f64 / 1e6);
     }
     tracing::info!(message = "Execution finished.", scenario = %record.scenario, execution_id = %record.id, status = %record.status, operations = record.operations);
-    let mut attempt = 0;
+    // Keep trying while the lease (renewed by the heartbeat) still holds: a database that comes
+    // back within it gets the record, and the job does not run a second time.
+    let give_up = Instant::now() + shared.config.lease;
+    let mut attempt = 0u32;
     loop {
         match shared.store.complete(&job, &record, resumed.as_ref()).await {
             Ok(()) => break,
-            Err(e) if attempt < 5 => {
+            Err(e) if Instant::now() < give_up => {
                 attempt += 1;
                 tracing::error!(message = "Cannot record an execution; retrying.", error = %e, attempt);
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                let wait = (Duration::from_millis(200) * attempt).min(Duration::from_secs(2));
+                tokio::time::sleep(wait).await;
             }
             Err(e) => {
                 tracing::error!(message = "Cannot record an execution; the job stays queued and runs again.", error = %e);
@@ -211,7 +277,7 @@ async fn run_job(shared: &Shared, job: Job) {
     shared
         .metrics
         .execution(&record.scenario, record.status.name(), record.operations);
-    shared.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+    shared.metrics.dequeued();
     shared.completed.fetch_add(1, Ordering::Relaxed);
     let waiter = shared
         .waiters
@@ -220,5 +286,20 @@ async fn run_job(shared: &Shared, job: Job) {
         .and_then(|mut w| w.remove(&job.id));
     if let Some(tx) = waiter {
         let _ = tx.send(record.response.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(4), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(4));
+        assert_eq!(backoff(6), MAX_BACKOFF);
+        assert_eq!(backoff(50), MAX_BACKOFF);
     }
 }

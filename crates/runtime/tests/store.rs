@@ -1,6 +1,9 @@
-//! Store conformance: one suite every backend must pass (SQLite here; PostgreSQL joins
-//! with its own constructor).
+//! Store conformance: one suite every backend must pass (SQLite, and PostgreSQL when
+//! `WEFT_TEST_DATABASE_URL` names a server: each test then creates its own database), plus
+//! what only a shared PostgreSQL store does (several nodes, lost connections).
 #![allow(clippy::unwrap_used)]
+
+mod pg;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,6 +286,31 @@ macro_rules! conformance {
     };
 }
 
+macro_rules! postgres_conformance {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some(db) = pg::TestDb::create().await else { return };
+                super::$name(db.store(true).await).await;
+            }
+        )*
+    };
+}
+
+mod postgres_backend {
+    use super::*;
+    postgres_conformance!(
+        queue_claim_complete,
+        expired_leases_are_reclaimed,
+        dedup_keys_queue_once,
+        sequential_scenarios_run_in_order_one_at_a_time,
+        break_retries_are_scheduled_then_wait_for_manual_retry,
+        history_lists_and_filters,
+        hook_tokens_and_registrations,
+    );
+}
+
 mod sqlite_backend {
     use super::*;
     conformance!(
@@ -331,4 +359,288 @@ async fn sqlite_group_commit_answers_every_caller() {
         assert!(matches!(t.await.unwrap().unwrap(), Enqueued::Queued(_)));
     }
     assert_eq!(store.queue_depth().await.unwrap(), 200);
+}
+
+/// What only a store shared by several nodes does: each test opens two or more
+/// `PostgresStore`s (nodes) on one fresh database.
+mod postgres_cluster {
+    use std::collections::HashSet;
+
+    use super::*;
+    use weft_runtime::store::{Backend, StoreError};
+
+    #[tokio::test]
+    async fn nodes_starting_together_migrate_once() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move {
+                    weft_runtime::store::PostgresStore::connect(&url, false).await
+                })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+        let client = db.client().await;
+        let rows = client
+            .query("SELECT version FROM schema_version", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, i32>(0), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_claims_never_overlap() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let a = db.store(false).await;
+        let b = db.store(false).await;
+        for n in 0..200 {
+            a.enqueue(job("s", n)).await.unwrap();
+        }
+        let claim_all = |store: Arc<dyn Store>| {
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                loop {
+                    let jobs = store.claim(7, LEASE).await.unwrap();
+                    if jobs.is_empty() {
+                        return ids;
+                    }
+                    ids.extend(jobs.iter().map(|j| j.id));
+                }
+            })
+        };
+        let (x, y) = (claim_all(a.clone()), claim_all(b.clone()));
+        let (x, y) = (x.await.unwrap(), y.await.unwrap());
+        let xs: HashSet<i64> = x.iter().copied().collect();
+        let ys: HashSet<i64> = y.iter().copied().collect();
+        assert_eq!(xs.len() + ys.len(), 200, "every job claimed once");
+        assert!(xs.is_disjoint(&ys), "no job claimed by both nodes");
+    }
+
+    #[tokio::test]
+    async fn group_commit_answers_every_caller_and_dedups_within_a_batch() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let store = db.store(false).await;
+        let mut tasks = Vec::new();
+        for n in 0..300 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move { s.enqueue(job("g", n)).await }));
+        }
+        let mut ids = HashSet::new();
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                Enqueued::Queued(id) => assert!(ids.insert(id)),
+                Enqueued::Duplicate => panic!("no dedup key, no duplicate"),
+            }
+        }
+        assert_eq!(store.queue_depth().await.unwrap(), 300);
+        // The same delivery arriving 50 times at once, through two nodes.
+        let other = db.store(false).await;
+        let mut tasks = Vec::new();
+        for n in 0..50 {
+            let s = if n % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            let mut j = job("g", n);
+            j.dedup_key = Some("g:same-uuid".into());
+            tasks.push(tokio::spawn(async move { s.enqueue(j).await }));
+        }
+        let mut queued = 0;
+        for t in tasks {
+            if let Enqueued::Queued(_) = t.await.unwrap().unwrap() {
+                queued += 1;
+            }
+        }
+        assert_eq!(queued, 1);
+        assert_eq!(store.queue_depth().await.unwrap(), 301);
+    }
+
+    #[tokio::test]
+    async fn sequential_order_holds_across_nodes() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let a = db.store(false).await;
+        let b = db.store(false).await;
+        for n in 0..3 {
+            let mut j = job("seq", n);
+            j.sequential = true;
+            a.enqueue(j).await.unwrap();
+        }
+        let first = a.claim(10, LEASE).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].payload, json!({"n": 0}));
+        assert!(
+            b.claim(10, LEASE).await.unwrap().is_empty(),
+            "the oldest runs"
+        );
+        a.complete(
+            &first[0],
+            &record("s0", "seq", Status::Success, vec![]),
+            None,
+        )
+        .await
+        .unwrap();
+        let second = b.claim(10, LEASE).await.unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].payload, json!({"n": 1}));
+    }
+
+    #[tokio::test]
+    async fn a_node_dying_loses_its_leases_not_its_jobs() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let a = db.store(false).await;
+        a.enqueue(job("s", 1)).await.unwrap();
+        assert_eq!(
+            a.claim(1, Duration::from_millis(300)).await.unwrap().len(),
+            1
+        );
+        drop(a);
+        // A node starting meanwhile does not take leases back: their owner may be alive.
+        let backend = Backend::parse(&db.url);
+        let b = weft_runtime::store::open(&backend, true).await.unwrap();
+        assert!(b.claim(1, LEASE).await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let again = b.claim(1, LEASE).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 2);
+    }
+
+    #[tokio::test]
+    async fn hook_tokens_are_shared_by_nodes_starting_together() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let a = db.store(false).await;
+        let b = db.store(false).await;
+        let (x, y) = tokio::join!(a.hook_token("s", 1), b.hook_token("s", 1));
+        assert_eq!(x.unwrap(), y.unwrap());
+        assert_eq!(b.hooks().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn cluster_locks_exclude_other_nodes_until_dropped() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let a = db.store(false).await;
+        let b = db.store(false).await;
+        let held = a.cluster_lock("activate:s:1").await.unwrap();
+        let waiting = tokio::spawn(async move { b.cluster_lock("activate:s:1").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the second node waits");
+        // Another name is free.
+        drop(a.cluster_lock("activate:t:1").await.unwrap());
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the lock is released with its session")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn listeners_are_woken_by_other_nodes_enqueueing() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let listener = db.store(true).await;
+        // The listener wakes once when it starts listening.
+        tokio::time::timeout(Duration::from_secs(5), listener.queue_notified())
+            .await
+            .expect("listening");
+        let other = db.store(false).await;
+        other.enqueue(job("s", 1)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), listener.queue_notified())
+            .await
+            .expect("woken by NOTIFY");
+    }
+
+    #[tokio::test]
+    async fn terminated_connections_are_replaced() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let store = db.store(true).await;
+        for n in 0..20 {
+            store.enqueue(job("s", n)).await.unwrap();
+        }
+        assert!(db.terminate_connections().await > 0);
+        // Every operation recovers by itself on new connections.
+        for n in 0..20 {
+            store.enqueue(job("s", n)).await.unwrap();
+        }
+        assert_eq!(store.queue_depth().await.unwrap(), 40);
+        let claimed = store.claim(64, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 40);
+        assert!(db.terminate_connections().await > 0);
+        let mut done = 0;
+        for (i, j) in claimed.iter().enumerate() {
+            // A claim or completion that lost its connection reports it; the worker retries.
+            let rec = record(&format!("t{i}"), "s", Status::Success, vec![]);
+            for _ in 0..3 {
+                if store.complete(j, &rec, None).await.is_ok() {
+                    done += 1;
+                    break;
+                }
+            }
+        }
+        assert_eq!(done, 40);
+        assert_eq!(store.queue_depth().await.unwrap(), 0);
+        // The listener came back too.
+        let other = db.store(false).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other.enqueue(job("s", 99)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), store.queue_notified())
+            .await
+            .expect("listening again");
+    }
+
+    #[tokio::test]
+    async fn completing_twice_after_a_lost_answer_writes_once() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let store = db.store(false).await;
+        store.enqueue(job("b", 1)).await.unwrap();
+        let c = store.claim(1, LEASE).await.unwrap();
+        let rec = record("twice", "b", Status::Incomplete, vec![incomplete(0, 0)]);
+        store.complete(&c[0], &rec, None).await.unwrap();
+        store.complete(&c[0], &rec, None).await.unwrap();
+        let client = db.client().await;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM incomplete", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_reported_unavailable() {
+        // Nothing listens on port 1: no WEFT_TEST_DATABASE_URL needed.
+        let started = std::time::Instant::now();
+        let err = weft_runtime::store::PostgresStore::connect(
+            "postgres://postgres@127.0.0.1:1/weft",
+            false,
+        )
+        .await
+        .err()
+        .expect("no server");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
 }

@@ -1,7 +1,9 @@
 //! Storage: the durable queue, execution history, incomplete executions, hook tokens and
-//! app webhook registrations, behind one trait so that a PostgreSQL backend can sit beside
-//! the embedded SQLite one.
+//! app webhook registrations, behind one trait with two backends: the embedded SQLite file
+//! ([`SqliteStore`], one node) and PostgreSQL ([`PostgresStore`], several nodes sharing one
+//! queue).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -11,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use weft_engine::exec::{ExecutionRecord, Incomplete};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Where the data lives: an SQLite file, or a PostgreSQL URL (`postgres://...`).
@@ -47,7 +50,9 @@ impl Backend {
 }
 
 /// Opens the store. `serving`: this process will run workers, so an SQLite file (owned by
-/// one node) gets back at once the jobs a crashed process left leased.
+/// one node) gets back at once the jobs a crashed process left leased, and a PostgreSQL
+/// store listens for work queued by other nodes. PostgreSQL leases are never given back at
+/// start: other nodes may be running them; they expire instead.
 pub async fn open(
     backend: &Backend,
     serving: bool,
@@ -66,8 +71,8 @@ pub async fn open(
             }
             Ok(std::sync::Arc::new(store))
         }
-        Backend::Postgres(_) => Err(StoreError::Database(
-            "PostgreSQL storage is not available in this build yet; use an SQLite file".into(),
+        Backend::Postgres(url) => Ok(std::sync::Arc::new(
+            PostgresStore::connect(url, serving).await?,
         )),
     }
 }
@@ -87,6 +92,33 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// A lock held across every node sharing the store until it is dropped (see
+/// [`Store::cluster_lock`]).
+pub struct ClusterLock {
+    /// Whatever holds the lock (a database session); `None` for a local lock.
+    guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl ClusterLock {
+    /// A lock nobody else can contend for: the store belongs to this process alone.
+    pub fn local() -> Self {
+        ClusterLock { guard: None }
+    }
+
+    /// A lock released when `guard` is dropped.
+    pub fn held(guard: Box<dyn Send + Sync>) -> Self {
+        ClusterLock { guard: Some(guard) }
+    }
+}
+
+impl std::fmt::Debug for ClusterLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLock")
+            .field("shared", &self.guard.is_some())
+            .finish()
+    }
 }
 
 /// What a queued job does.
@@ -270,4 +302,26 @@ pub trait Store: Send + Sync + 'static {
     async fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Deletes executions that started before `cutoff` (RFC 3339); returns how many.
     async fn prune_executions(&self, older_than: Duration) -> Result<u64, StoreError>;
+
+    /// Whether other processes use the same store at the same time (several nodes on one
+    /// PostgreSQL database). Counters kept in memory, such as the queue depth, then drift and
+    /// are refreshed from the store. The default: the store belongs to this process.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Resolves when another process may have queued work (PostgreSQL `NOTIFY`), so that idle
+    /// workers claim at once instead of at their next poll. The default never resolves: only
+    /// this process queues work, and it wakes its own workers.
+    async fn queue_notified(&self) {
+        std::future::pending::<()>().await;
+    }
+
+    /// Takes the lock `name`, shared by every process using this store, waiting while
+    /// another holds it; released when the returned guard is dropped (or its process dies).
+    /// Used to activate app webhooks once per cluster. The default is a lock nobody else
+    /// contends for.
+    async fn cluster_lock(&self, _name: &str) -> Result<ClusterLock, StoreError> {
+        Ok(ClusterLock::local())
+    }
 }
