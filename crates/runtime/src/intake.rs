@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-use crate::server::Shared;
+use crate::server::{Shared, Waiter};
 use crate::store::{Enqueued, JobKind, NewJob};
 
 /// How long a hook whose scenario has `webhook.respond` waits for the execution's response.
@@ -93,8 +94,25 @@ async fn hook(
     State(shared): State<Arc<Shared>>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            return if status == StatusCode::PAYLOAD_TOO_LARGE {
+                let limit = shared.config.body_limit;
+                refuse(
+                    &shared,
+                    status,
+                    "too_large",
+                    format!("the body is larger than the limit of {limit} bytes"),
+                )
+            } else {
+                refuse(&shared, status, "unreadable", rejection.body_text())
+            };
+        }
+    };
     if !shared.accepting.load(Ordering::SeqCst) {
         return refuse(
             &shared,
@@ -157,8 +175,18 @@ async fn hook(
             shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
             let waiter = if waits_for_response {
                 let (tx, rx) = oneshot::channel();
+                let mut early = None;
                 if let Ok(mut w) = shared.waiters.lock() {
-                    w.insert(id, tx);
+                    // The execution may already have finished (the worker got there first).
+                    match w.remove(&id) {
+                        Some(Waiter::Done(response)) => early = Some(response),
+                        _ => {
+                            w.insert(id, Waiter::Waiting(tx));
+                        }
+                    }
+                }
+                if let Some(Some(response)) = early {
+                    return custom_response(&response);
                 }
                 Some(rx)
             } else {
@@ -255,7 +283,42 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+/// Whether the caller may read `/metrics`: with an admin token, only with
+/// `Authorization: Bearer TOKEN`; without one, only when the server listens on loopback.
+fn admin_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    match &shared.config.admin_token {
+        Some(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if crate::hooks::tokens_equal(given.trim(), token) {
+                None
+            } else {
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "error": "send the admin token as `Authorization: Bearer TOKEN`" })),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Some(r)
+            }
+        }
+        None if shared.config.listen.ip().is_loopback() => None,
+        None => Some((
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "the admin surface is served on a non-loopback address only with --admin-token" })),
+        )
+            .into_response()),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = admin_refusal(&shared, &headers) {
+        return refused;
+    }
     let node = shared.node_id.replace('\\', "\\\\").replace('"', "\\\"");
     let text = format!(
         "# HELP weft_node_info The node serving these metrics (label `node`, as in /healthz).\n# TYPE weft_node_info gauge\nweft_node_info{{node=\"{node}\"}} 1\n{}",

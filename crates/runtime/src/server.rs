@@ -29,6 +29,9 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// The database: an SQLite file or a PostgreSQL URL.
     pub db: Backend,
+    /// Bearer token required on `/metrics`; without it, `/metrics` is served only when
+    /// listening on loopback.
+    pub admin_token: Option<String>,
     /// Base URL apps call back (`https://weft.example.com`); hook URLs are `{public_url}/hooks/{token}`.
     pub public_url: Option<String>,
     /// Without `public_url`: advertise `http://{bound address}` (local simulator setups).
@@ -61,6 +64,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             db: Backend::Sqlite(PathBuf::from("weft.db")),
             public_url: None,
+            admin_token: None,
             advertise_listen_addr: false,
             workers: 16,
             body_limit: 1024 * 1024,
@@ -169,6 +173,15 @@ pub fn load_dir(
     Ok(scenarios)
 }
 
+/// A hook call waiting for its execution's `webhook.respond` answer, or the answer that
+/// arrived before the call started waiting.
+pub(crate) enum Waiter {
+    /// The hook handler waits on this channel.
+    Waiting(oneshot::Sender<Option<Value>>),
+    /// The execution finished first.
+    Done(Option<Value>),
+}
+
 /// Where a hook token leads.
 #[derive(Clone, Debug)]
 pub(crate) struct HookTarget {
@@ -184,7 +197,7 @@ pub(crate) struct Shared {
     pub wake: Notify,
     pub accepting: AtomicBool,
     pub stopping: watch::Sender<bool>,
-    pub waiters: Mutex<HashMap<i64, oneshot::Sender<Option<Value>>>>,
+    pub waiters: Mutex<HashMap<i64, Waiter>>,
     pub completed: AtomicU64,
     pub node_id: String,
     pub config: ServeConfig,

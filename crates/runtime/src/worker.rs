@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use weft_engine::exec::{ExecutionRecord, Executor, Status, StepError};
 use weft_engine::ErrorKind;
 
-use crate::server::Shared;
+use crate::server::{Shared, Waiter};
 use crate::store::{IncompleteRow, Job, JobKind};
 
 /// Most jobs claimed at once.
@@ -279,13 +279,21 @@ async fn run_job(shared: &Shared, job: Job) {
         .execution(&record.scenario, record.status.name(), record.operations);
     shared.metrics.dequeued();
     shared.completed.fetch_add(1, Ordering::Relaxed);
-    let waiter = shared
-        .waiters
-        .lock()
-        .ok()
-        .and_then(|mut w| w.remove(&job.id));
-    if let Some(tx) = waiter {
-        let _ = tx.send(record.response.clone());
+    if let Ok(mut waiters) = shared.waiters.lock() {
+        match waiters.remove(&job.id) {
+            Some(Waiter::Waiting(tx)) => {
+                let _ = tx.send(record.response.clone());
+            }
+            // The hook handler has not started waiting yet: leave the answer for it.
+            // (Bounded: a job requeued after a restart has no caller left to collect it.)
+            _ if record.response.is_some()
+                && job.kind == JobKind::Trigger
+                && waiters.len() < 10_000 =>
+            {
+                waiters.insert(job.id, Waiter::Done(record.response.clone()));
+            }
+            _ => {}
+        }
     }
 }
 

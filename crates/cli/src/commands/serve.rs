@@ -46,6 +46,13 @@ pub struct Args {
     /// waits before another node runs it.
     #[arg(long, default_value = "30s", env = "WEFT_LEASE", value_parser = parse_duration)]
     pub lease: Duration,
+    /// Bearer token for `/metrics`. Without it, `/metrics` is served only when listening on
+    /// loopback (`/healthz` and the hooks are always open).
+    #[arg(long, env = "WEFT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Jobs queued (waiting or running) before webhooks are refused with 503.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_queue: u64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -88,6 +95,8 @@ pub async fn run(args: Args) -> CmdResult {
     config.retention = args.retention;
     config.shutdown_grace = args.grace;
     config.lease = args.lease;
+    config.admin_token = args.admin_token.filter(|t| !t.is_empty());
+    config.max_queue = args.max_queue;
     let sim = if args.sonar_sim {
         let sim = super::sim::start_embedded().await?;
         outln!(
