@@ -252,6 +252,15 @@ pub fn copy_fixtures(dest: &Path, names: &[&str]) {
     }
 }
 
+/// Copies scenario fixtures from `tests/fixtures/{folder}/NAME.yaml` into `dest`, pointing any
+/// Sonar connection at `${SONAR_BASE_URL}` (as [`copy_fixtures`]).
+pub fn copy_fixtures_from(folder: &str, dest: &Path, names: &[&str]) {
+    for name in names {
+        let text = std::fs::read_to_string(fixture(&format!("{folder}/{name}.yaml"))).unwrap();
+        std::fs::write(dest.join(format!("{name}.yaml")), loopback_only(&text)).unwrap();
+    }
+}
+
 /// Every example scenario name (`scenarios/*.yaml`), sorted.
 pub fn example_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(repo("scenarios"))
@@ -275,7 +284,12 @@ pub struct Sim {
 impl Sim {
     /// Starts one accepting [`SIM_TOKEN`].
     pub async fn start() -> Sim {
-        let running = Simulator::start(SimConfig::default(), "127.0.0.1:0".parse().unwrap())
+        Sim::start_with(SimConfig::default()).await
+    }
+
+    /// Starts one with the given configuration (other tokens, delivery schedule).
+    pub async fn start_with(config: SimConfig) -> Sim {
+        let running = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         Sim {
@@ -364,6 +378,9 @@ pub struct ServeOpts {
     pub args: Vec<String>,
     /// Extra environment.
     pub env: Vec<(String, String)>,
+    /// The address part of `--listen` (`127.0.0.1`; `0.0.0.0` to test a non-loopback
+    /// bind). The tests always connect through 127.0.0.1.
+    pub listen_host: String,
 }
 
 impl ServeOpts {
@@ -377,6 +394,7 @@ impl ServeOpts {
             log: root.join("serve.log"),
             args: Vec::new(),
             env: Vec::new(),
+            listen_host: "127.0.0.1".to_owned(),
         }
     }
 }
@@ -447,7 +465,7 @@ impl Serve {
         let port = self.port.to_string();
         cmd.arg("serve")
             .arg(&self.opts.dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("{}:{port}", self.opts.listen_host)])
             .arg("--db")
             .arg(&self.opts.db)
             .args(["--public-url", &self.url()])
@@ -550,6 +568,18 @@ impl Serve {
             .text()
             .await
             .unwrap()
+    }
+
+    /// `GET path` (e.g. `/metrics`), optionally with `Authorization: Bearer TOKEN`: the
+    /// status and the body.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        let mut req = self.http.get(format!("{}{path}", self.url()));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
     }
 
     /// Waits until the queue is empty (nothing waiting, nothing running), twice in a row.

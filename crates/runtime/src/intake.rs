@@ -39,6 +39,25 @@ fn refuse(shared: &Shared, status: StatusCode, reason: &'static str, message: St
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// Deepest JSON body accepted. Execution records nest the body a few levels deeper, and
+/// they must stay readable under serde_json's recursion limit of 128.
+pub const MAX_DEPTH: usize = 64;
+
+/// How deeply a value nests (a scalar is 0), without recursion.
+fn depth(value: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Parses a webhook body by content type.
 fn parse_body(
     headers: &HeaderMap,
@@ -61,13 +80,21 @@ fn parse_body(
         ));
     }
     if ctype == "application/json" || ctype.ends_with("+json") {
-        serde_json::from_slice(body).map_err(|e| {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
             (
                 StatusCode::BAD_REQUEST,
                 "malformed",
                 format!("the body is not valid JSON: {e}"),
             )
-        })
+        })?;
+        if depth(&value) > MAX_DEPTH {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "too_deep",
+                format!("the body is nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(value)
     } else if ctype == "application/x-www-form-urlencoded" {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
             (

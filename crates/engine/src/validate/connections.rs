@@ -111,13 +111,21 @@ pub(super) fn build(
                 let from_env = from_env.contains(&fpath);
                 if !from_env {
                     let var = format!("{}_{}", name.to_uppercase(), key.to_uppercase());
-                    let d = rep
+                    let mut d = rep
                         .at(
                             spans.value(&fpath).unwrap_or_else(|| spans.locate(&fpath)),
                             format!("`{key}` is a secret and must not be written in the scenario"),
                         )
                         .field(fpath.clone())
                         .help(format!("read it from the environment: `{key}: ${{{var}}}`"));
+                    // The excerpt must not print the secret back.
+                    let written = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    if !written.is_empty() {
+                        d.source_line = d.source_line.map(|l| l.replace(&written, "***"));
+                    }
                     rep.push(d);
                     ok = false;
                     continue;
