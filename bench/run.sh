@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The end-to-end load benchmark of issue 6: weft against a no-engine floor, loopback only.
+#
+#   bench/run.sh
+#
+# Builds the release binaries (weft, bench-floor, bench-loadgen), starts the Sonar
+# simulator (`weft sonar-sim`), then, REPS times, runs the floor (bench/floor) and
+# `weft serve bench/scenarios` back to back under the same load: CONCURRENCY connections
+# (closed loop) POSTing Sonar-style JSON webhooks for DURATION seconds after a WARMUP.
+# Then: start-up time and idle RSS (1 and 100 scenarios), and the drain of a BACKLOG of
+# queued webhooks. Prints the table (docs/performance.md, "Load benchmark (issue 6)").
+#
+# Then one more run of each paced at RATE webhooks/s (below weft's capacity), for the
+# webhook-to-Sonar latency of a server that keeps up.
+#
+# Knobs (environment): DURATION=10 WARMUP=2 REPS=2 RATE=2000 (0: no paced run) CONCURRENCY=32 WORKERS=16
+# LOADGEN_THREADS=1 BACKLOG=100000 DRAIN_ROUNDS=2 (fill + drain on the same database, so the
+# second round starts with BACKLOG executions of history) PORT_BASE=4410 WEFT_LOG=info; for experiments:
+# SYSTEMS="weft" (which systems the load runs cover), DB_DIR=/dev/shm (where weft's
+# databases go: tmpfs makes fsync free), SKIP_STARTUP=1, SKIP_DRAIN=1.
+# Every process it starts is stopped on exit; every step has a time bound.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+duration=${DURATION:-10}
+warmup=${WARMUP:-2}
+reps=${REPS:-2}
+concurrency=${CONCURRENCY:-32}
+workers=${WORKERS:-16}
+lg_threads=${LOADGEN_THREADS:-1}
+backlog=${BACKLOG:-100000}
+systems=${SYSTEMS:-floor weft}
+rate=${RATE:-2000}
+rounds=${DRAIN_ROUNDS:-2}
+# The simulator keeps the newest 100,000 messages: a run stops at DURATION or at this many
+# webhooks, whichever comes first, so that every message of the run can be counted.
+max_requests=100000
+port=${PORT_BASE:-4410}
+sim_addr=127.0.0.1:$port
+floor_addr=127.0.0.1:$((port + 1))
+weft_addr=127.0.0.1:$((port + 2))
+hole_addr=127.0.0.1:$((port + 3))
+sim_url=http://$sim_addr
+
+cargo build --release -p weft -p weft-bench-floor -p weft-bench-loadgen
+bin=target/release
+lg=$bin/bench-loadgen
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
+db_dir=$(mktemp -d "${DB_DIR:-$tmp}/weft-bench-db.XXXXXX")
+mkdir -p target/bench
+results=target/bench/results-$(date +%Y%m%d-%H%M%S).jsonl
+: >"$results"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$db_dir" "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most 10 s) until URL answers 200.
+wait_http() {
+  for _ in $(seq 1000); do
+    if curl -fs -o /dev/null --max-time 1 "$1"; then return 0; fi
+    sleep 0.01
+  done
+  echo "no answer from $1" >&2
+  return 1
+}
+
+# Stops a process started by this script (SIGTERM, at most 20 s).
+stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# The hook URL weft printed at start.
+hook_url() {
+  for _ in $(seq 500); do
+    url=$(grep -o "bench-sonar: POST http://[^ ]*" "$1" | head -n1 | sed 's/^bench-sonar: POST //') || true
+    if [ -n "$url" ]; then echo "$url"; return 0; fi
+    sleep 0.02
+  done
+  echo "weft printed no hook URL; see $1" >&2
+  return 1
+}
+
+export SONAR_TOKEN=sim-token
+export SONAR_BASE_URL=$sim_url/api
+
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes in crates/')"
+echo "# load: $concurrency connections, ${warmup} s warm-up + ${duration} s per run, $reps runs each, weft --workers $workers"
+
+"$bin/weft" sonar-sim --listen "$sim_addr" --token sim-token >"$tmp/sim.log" 2>&1 &
+sim_pid=$!
+pids+=("$sim_pid")
+wait_http "$sim_url/_sim/state"
+
+mkdir -p "$tmp/one"
+cp bench/scenarios/bench-sonar.yaml "$tmp/one/"
+
+# One measurement: start SYSTEM, warm up, reset the simulator, load it (closed loop, or
+# paced at RATE webhooks/s when given), wait for weft's queue to drain, report, stop it.
+measure() {
+  local system=$1 rep=$2 rate=${3:-} server url pace=()
+  if [ -n "$rate" ]; then pace=(--rate "$rate"); fi
+  curl -fs -X POST "$sim_url/_sim/reset" >/dev/null
+  if [ "$system" = floor ]; then
+    "$bin/bench-floor" --listen "$floor_addr" --sonar-base-url "$SONAR_BASE_URL" --token sim-token \
+      >"$tmp/floor.log" 2>&1 &
+    server=$!
+    pids+=("$server")
+    wait_http "http://$floor_addr/healthz"
+    url=http://$floor_addr/hooks/bench
+  else
+    "$bin/weft" serve "$tmp/one" --listen "$weft_addr" --db "$db_dir/weft-$rep.db" --workers "$workers" \
+      >"$tmp/weft-$rep.log" 2>&1 &
+    server=$!
+    pids+=("$server")
+    wait_http "http://$weft_addr/healthz"
+    url=$(hook_url "$tmp/weft-$rep.log")
+  fi
+  echo "## $system, run $rep${rate:+ (paced at $rate/s)}"
+  "$lg" run --url "$url" --concurrency "$concurrency" --duration "$warmup" --run-id "warm$rep" \
+    --threads "$lg_threads" "${pace[@]}" >/dev/null
+  if [ "$system" = weft ]; then
+    "$lg" wait-idle --metrics "http://$weft_addr/metrics" --timeout 300 >/dev/null
+  fi
+  curl -fs -X POST "$sim_url/_sim/reset" >/dev/null
+  "$lg" run --url "$url" --concurrency "$concurrency" --duration "$duration" --run-id "m$rep" \
+    --count "$max_requests" --threads "$lg_threads" "${pace[@]}" --pid "server=$server" --pid "sim=$sim_pid" \
+    --out "$tmp/run.json" >/dev/null
+  if [ "$system" = weft ]; then
+    "$lg" wait-idle --metrics "http://$weft_addr/metrics" --timeout 300 >/dev/null
+  fi
+  "$lg" report --run-json "$tmp/run.json" --sim "$sim_url" --system "$system" --rep "$rep" \
+    --pid "$server" --out "$results"
+  stop "$server"
+}
+
+for rep in $(seq "$reps"); do
+  for system in $systems; do
+    measure "$system" "$rep"
+  done
+done
+# Webhook-to-Sonar latency below saturation: both paced at the same rate.
+if [ "$rate" != 0 ]; then
+  for system in $systems; do
+    measure "$system" paced "$rate"
+  done
+fi
+
+# Start-up and idle RSS.
+if [ -z "${SKIP_STARTUP:-}" ]; then
+echo "## start-up"
+"$lg" startup --label "bench-floor" --out "$results" --healthz "http://$floor_addr/healthz" -- \
+  "$bin/bench-floor" --listen "$floor_addr" --sonar-base-url "$SONAR_BASE_URL"
+"$lg" startup --label "weft serve, 1 scenario, new db" --out "$results" --healthz "http://$weft_addr/healthz" -- \
+  "$bin/weft" serve "$tmp/one" --listen "$weft_addr" --db "$db_dir/startup-1.db" --workers "$workers"
+mkdir -p "$tmp/hundred"
+for i in $(seq -w 1 100); do
+  sed "s/^name: bench-sonar$/name: bench-sonar-$i/" bench/scenarios/bench-sonar.yaml >"$tmp/hundred/bench-sonar-$i.yaml"
+done
+for label in "new db" "existing db" "existing db"; do
+  "$lg" startup --label "weft serve, 100 scenarios, $label" --out "$results" --healthz "http://$weft_addr/healthz" -- \
+    "$bin/weft" serve "$tmp/hundred" --listen "$weft_addr" --db "$db_dir/startup-100.db" --workers "$workers"
+done
+fi
+
+# Backlog: fill the queue through the HTTP intake while the only worker is stalled on a
+# socket that never answers (the scenario copy waits up to 300 s for Sonar), stop weft
+# (the stalled job is given back to the queue), then start weft with its workers and the
+# simulator and time the drain.
+if [ -z "${SKIP_DRAIN:-}" ]; then
+  mkdir -p "$tmp/fill"
+  sed 's/^    max_retries: 0$/    max_retries: 0\n    timeout_secs: 300/' bench/scenarios/bench-sonar.yaml >"$tmp/fill/bench-sonar.yaml"
+  for round in $(seq "$rounds"); do
+    echo "## backlog of $backlog, round $round"
+    "$lg" blackhole --listen "$hole_addr" --seconds 900 >/dev/null &
+    hole=$!
+    pids+=("$hole")
+    SONAR_BASE_URL=http://$hole_addr/api "$bin/weft" serve "$tmp/fill" --listen "$weft_addr" \
+      --db "$db_dir/drain.db" --workers 1 --grace 1s >"$tmp/fill.log" 2>&1 &
+    server=$!
+    pids+=("$server")
+    wait_http "http://$weft_addr/healthz"
+    url=$(hook_url "$tmp/fill.log")
+    "$lg" run --kind fill --url "$url" --concurrency "$concurrency" --duration 600 --count "$backlog" \
+      --run-id "fill$round" --threads "$lg_threads" --pid "server=$server" --out "$tmp/fill.json" >/dev/null
+    cat "$tmp/fill.json" >>"$results"
+    echo >>"$results"
+    stop "$server"
+    stop "$hole"
+    curl -fs -X POST "$sim_url/_sim/reset" >/dev/null
+    "$lg" drain --label "drain round $round (history at start: $(( (round - 1) * backlog )) executions)" \
+      --metrics "http://$weft_addr/metrics" --total "$backlog" --chunk $((backlog / 10)) \
+      --timeout 600 --sim "$sim_url" --log "$tmp/drain.log" --out "$results" -- \
+      "$bin/weft" serve "$tmp/one" --listen "$weft_addr" --db "$db_dir/drain.db" --workers "$workers"
+  done
+fi
+
+echo
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg); results: $results"
+echo
+"$lg" table "$results"
