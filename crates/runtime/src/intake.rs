@@ -44,7 +44,7 @@ fn refuse(shared: &Shared, status: StatusCode, reason: &'static str, message: St
 pub const MAX_DEPTH: usize = 64;
 
 /// How deeply a value nests (a scalar is 0), without recursion.
-fn depth(value: &Value) -> usize {
+pub fn depth(value: &Value) -> usize {
     let mut max = 0;
     let mut stack = vec![(value, 0usize)];
     while let Some((v, d)) = stack.pop() {

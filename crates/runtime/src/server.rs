@@ -66,7 +66,7 @@ impl ServeConfig {
             public_url: None,
             admin_token: None,
             advertise_listen_addr: false,
-            workers: 16,
+            workers: 64,
             body_limit: 1024 * 1024,
             max_queue: 100_000,
             shutdown_grace: Duration::from_secs(10),

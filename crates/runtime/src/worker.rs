@@ -41,6 +41,11 @@ fn backoff(failures: u32) -> Duration {
 /// Runs until shutdown: claims and runs jobs.
 pub(crate) async fn dispatch(shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.config.workers.max(1)));
+    // Recording an execution (waiting for its commit) does not hold a worker slot: the slot
+    // goes back as soon as the execution returns, so commits overlap the next executions.
+    let recording = Arc::new(Semaphore::new(
+        RECORDING_PER_WORKER * shared.config.workers.max(1),
+    ));
     let running: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
     let heartbeat = tokio::spawn(heartbeat(shared.clone(), running.clone()));
     let mut stop = shared.stopping.subscribe();
@@ -127,9 +132,20 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
             }
             let shared = shared.clone();
             let running = running.clone();
+            let recording = recording.clone();
             tokio::spawn(async move {
                 let id = job.id;
-                run_job(&shared, job).await;
+                if let Some(done) = execute(&shared, &job).await {
+                    // Backpressure: wait for a recording slot while still holding the worker slot.
+                    let Ok(rec) = recording.acquire_owned().await else {
+                        return;
+                    };
+                    drop(permit);
+                    record(&shared, &job, done).await;
+                    drop(rec);
+                } else {
+                    drop(permit);
+                }
                 if let Ok(mut r) = running.lock() {
                     r.remove(&id);
                     shared
@@ -137,14 +153,18 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                         .leases_held
                         .store(r.len() as u64, Ordering::Relaxed);
                 }
-                drop(permit);
             });
         }
     }
     // Shutdown: let running executions finish within the grace period.
     let all = u32::try_from(shared.config.workers.max(1)).unwrap_or(u32::MAX);
-    let finished =
-        tokio::time::timeout(shared.config.shutdown_grace, slots.acquire_many(all)).await;
+    let all_recording = all.saturating_mul(RECORDING_PER_WORKER as u32);
+    let finished = tokio::time::timeout(shared.config.shutdown_grace, async {
+        let executions = slots.acquire_many(all).await;
+        let records = recording.acquire_many(all_recording).await;
+        (executions, records)
+    })
+    .await;
     heartbeat.abort();
     if finished.is_err() {
         let left: Vec<i64> = running
@@ -180,7 +200,7 @@ async fn heartbeat(shared: Arc<Shared>, running: Arc<Mutex<HashSet<i64>>>) {
 
 fn failed_record(scenario: &str, payload: Value, message: String) -> ExecutionRecord {
     ExecutionRecord {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         scenario: scenario.to_owned(),
         status: Status::Error,
         operations: 0,
@@ -198,11 +218,21 @@ fn failed_record(scenario: &str, payload: Value, message: String) -> ExecutionRe
     }
 }
 
+/// Executions that may wait for their commit, per worker slot.
+const RECORDING_PER_WORKER: usize = 4;
+
+/// A finished execution waiting to be recorded.
+struct Done {
+    record: ExecutionRecord,
+    resumed: Option<IncompleteRow>,
+}
+
 /// A job claimed this many times without finishing lost its worker each time: fail it
 /// instead of looping (a bundle that crashes its node must not crash every node in turn).
 pub const MAX_CLAIMS: u32 = 3;
 
-async fn run_job(shared: &Shared, job: Job) {
+/// Runs a job's execution (`None`: it could not start; it stays queued).
+async fn execute(shared: &Shared, job: &Job) -> Option<Done> {
     let scenario = shared.scenarios.get(&job.scenario).cloned();
     let mut resumed: Option<IncompleteRow> = None;
     let record = match (&scenario, job.kind) {
@@ -244,11 +274,17 @@ async fn run_job(shared: &Shared, job: Job) {
                 ),
                 Err(e) => {
                     tracing::error!(message = "Cannot read an incomplete execution; retrying later.", error = %e);
-                    return;
+                    return None;
                 }
             }
         }
     };
+    Some(Done { record, resumed })
+}
+
+/// Records a finished execution and removes its job, then tells whoever waits for it.
+async fn record(shared: &Shared, job: &Job, done: Done) {
+    let Done { record, resumed } = done;
     for step in &record.steps {
         shared
             .metrics
@@ -260,7 +296,7 @@ async fn run_job(shared: &Shared, job: Job) {
     let give_up = Instant::now() + shared.config.lease;
     let mut attempt = 0u32;
     loop {
-        match shared.store.complete(&job, &record, resumed.as_ref()).await {
+        match shared.store.complete(job, &record, resumed.as_ref()).await {
             Ok(()) => break,
             Err(e) if Instant::now() < give_up => {
                 attempt += 1;

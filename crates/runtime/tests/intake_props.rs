@@ -109,7 +109,9 @@ fn oracle(ctype: Option<&str>, body: &[u8]) -> Option<Value> {
         return None;
     }
     if ctype == "application/json" || ctype.ends_with("+json") {
-        serde_json::from_slice(body).ok()
+        serde_json::from_slice(body)
+            .ok()
+            .filter(|v| weft_runtime::intake::depth(v) <= weft_runtime::intake::MAX_DEPTH)
     } else if ctype == "application/x-www-form-urlencoded" {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
         let mut map = Map::new();

@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long)]
     pub sonar_sim: bool,
     /// Executions running at once.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     pub workers: usize,
     /// Largest webhook body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]

@@ -100,7 +100,7 @@ impl<'s> Executor<'s> {
             exec_id: self
                 .id
                 .clone()
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             steps: Vec::new(),
             operations: 0,
             warnings: Vec::new(),
@@ -410,7 +410,8 @@ impl<'s> Run<'s> {
             connection: node.connection.as_ref(),
             http: http_client(),
         };
-        let span = tracing::info_span!("module", id = node.id, module = spec.id);
+        // Debug level: one span per operation is too costly to keep at info under load.
+        let span = tracing::debug_span!("module", id = node.id, module = spec.id);
         let result = node.module.run(&cx, Input(input)).instrument(span).await;
         match result {
             Ok(outputs) => {

@@ -877,7 +877,7 @@ impl Store for PostgresStore {
             // Same bound as the SQLite store: absurd intervals stay representable.
             let secs = (inc.attempts < inc.retries)
                 .then(|| inc.interval_secs.min(u64::MAX / 2_000) as f64);
-            incomplete.push((uuid::Uuid::new_v4().to_string(), to_json(inc)?, secs));
+            incomplete.push((uuid::Uuid::now_v7().to_string(), to_json(inc)?, secs));
         }
         let trigger = if record.incomplete.is_empty() {
             String::new()

@@ -29,6 +29,8 @@ type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     tx: mpsc::Sender<Op>,
+    /// Dropped with the store: stops the checkpoint thread.
+    _checkpoints: mpsc::Sender<()>,
 }
 
 const MIGRATIONS: &[&str] = &[r#"
@@ -130,16 +132,26 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
         };
         let mut replies = Vec::with_capacity(ops.len());
         for op in ops {
-            if tx.execute_batch("SAVEPOINT op").is_err() {
+            if exec(&tx, "SAVEPOINT op", []).is_err() {
                 continue;
             }
             replies.push(op(&tx));
             // An op that failed rolled its own savepoint back (see `call`).
-            let _ = tx.execute_batch("RELEASE op");
+            let _ = exec(&tx, "RELEASE op", []);
         }
         let outcome = tx.commit().map_err(|e| e.to_string());
         for reply in replies {
             reply(outcome.clone());
+        }
+    }
+}
+
+/// Copies the WAL back into the database every 250 ms (passive: never blocks the writer),
+/// until the store is dropped.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(Duration::from_millis(250)) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(message = "WAL checkpoint failed.", error = %e);
         }
     }
 }
@@ -149,12 +161,27 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).map_err(db_err)?;
         migrate(&mut conn).map_err(db_err)?;
+        // Checkpoints run on their own thread and connection, not inside the writer's commits.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+            .map_err(db_err)?;
+        let checkpoints = Connection::open(path).map_err(db_err)?;
+        checkpoints
+            .execute_batch("PRAGMA busy_timeout=5000")
+            .map_err(db_err)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("weft-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &stopped))
+            .map_err(db_err)?;
         let (tx, rx) = mpsc::channel::<Op>();
         std::thread::Builder::new()
             .name("weft-sqlite".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(db_err)?;
-        Ok(SqliteStore { tx })
+        Ok(SqliteStore {
+            tx,
+            _checkpoints: stop,
+        })
     }
 
     /// Runs `f` on the storage thread inside the current group's transaction and returns its
@@ -168,7 +195,7 @@ impl SqliteStore {
         let op: Op = Box::new(move |conn: &Connection| {
             let result = f(conn);
             if result.is_err() {
-                let _ = conn.execute_batch("ROLLBACK TO op");
+                let _ = exec(conn, "ROLLBACK TO op", []);
             }
             Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
@@ -186,7 +213,8 @@ impl SqliteStore {
     /// stopped is runnable again at once).
     pub async fn recover_leases(&self) -> Result<u64, StoreError> {
         self.call(|c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE queue SET lease_until = NULL WHERE lease_until IS NOT NULL",
                 [],
             )
@@ -205,29 +233,22 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn insert_incomplete(
-    c: &Connection,
-    record: &ExecutionRecord,
-    inc: &Incomplete,
-) -> Result<(), StoreError> {
-    let next = if inc.attempts < inc.retries {
-        Some(now_ms() + i64::try_from(inc.interval_secs).unwrap_or(i64::MAX / 2_000) * 1000)
-    } else {
-        None
-    };
-    c.execute(
-        "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            uuid::Uuid::new_v4().to_string(),
-            record.id,
-            record.scenario,
-            to_json(inc)?,
-            to_json(&record.trigger)?,
-            next
-        ],
-    )
-    .map_err(db_err)?;
-    Ok(())
+/// An incomplete entry, serialized before it reaches the storage thread.
+struct NewIncomplete {
+    state: String,
+    trigger: String,
+    next_retry_at: Option<i64>,
+}
+
+/// When `break` retries automatically next (`None`: it waits for `weft executions retry`).
+fn next_retry(inc: &Incomplete) -> Option<i64> {
+    (inc.attempts < inc.retries)
+        .then(|| now_ms() + i64::try_from(inc.interval_secs).unwrap_or(i64::MAX / 2_000) * 1000)
+}
+
+/// Runs a statement through the connection's statement cache (no SQL parsing per call).
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
 }
 
 #[async_trait]
@@ -244,7 +265,7 @@ impl Store for SqliteStore {
                     return Ok(Enqueued::Duplicate);
                 }
             }
-            c.execute(
+            exec(c,
                 "INSERT INTO queue (scenario, kind, payload, dedup_key, sequential, enqueued_at, available_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                 params![job.scenario, job.kind.as_str(), payload, job.dedup_key, job.sequential, now],
             )
@@ -292,21 +313,52 @@ impl Store for SqliteStore {
         resumed: Option<&IncompleteRow>,
     ) -> Result<(), StoreError> {
         let job_id = job.id;
-        let record = record.clone();
         let resumed_id = resumed.map(|r| r.id.clone());
-        let text = to_json(&record)?;
+        // Serialize here, on the caller's thread: the storage thread only writes.
+        let text = to_json(record)?;
+        let row = (
+            record.id.clone(),
+            record.scenario.clone(),
+            record.status.name(),
+            record.operations as i64,
+            record.duration_ms as i64,
+            record.started_at.clone(),
+        );
+        let incomplete: Vec<NewIncomplete> = if record.incomplete.is_empty() {
+            Vec::new()
+        } else {
+            let trigger = to_json(&record.trigger)?;
+            record
+                .incomplete
+                .iter()
+                .map(|inc| {
+                    Ok(NewIncomplete {
+                        state: to_json(inc)?,
+                        trigger: trigger.clone(),
+                        next_retry_at: next_retry(inc),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
         self.call(move |c| {
-            c.execute(
+            let (id, scenario, status, operations, duration_ms, started_at) = &row;
+            exec(
+                c,
                 "INSERT OR REPLACE INTO executions (id, scenario, status, operations, duration_ms, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![record.id, record.scenario, record.status.name(), record.operations as i64, record.duration_ms as i64, record.started_at, text],
+                params![id, scenario, status, operations, duration_ms, started_at, text],
             )
             .map_err(db_err)?;
-            c.execute("DELETE FROM queue WHERE id = ?1", params![job_id]).map_err(db_err)?;
-            if let Some(id) = &resumed_id {
-                c.execute("UPDATE incomplete SET resolved = 1, next_retry_at = NULL WHERE id = ?1", params![id]).map_err(db_err)?;
+            exec(c, "DELETE FROM queue WHERE id = ?1", params![job_id]).map_err(db_err)?;
+            if let Some(rid) = &resumed_id {
+                exec(c, "UPDATE incomplete SET resolved = 1, next_retry_at = NULL WHERE id = ?1", params![rid]).map_err(db_err)?;
             }
-            for inc in &record.incomplete {
-                insert_incomplete(c, &record, inc)?;
+            for inc in &incomplete {
+                exec(
+                    c,
+                    "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![uuid::Uuid::now_v7().to_string(), id, scenario, inc.state, inc.trigger, inc.next_retry_at],
+                )
+                .map_err(db_err)?;
             }
             Ok(())
         })
@@ -318,7 +370,8 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let until = now_ms() + lease_ms;
             for id in job_ids {
-                c.execute(
+                exec(
+                    c,
                     "UPDATE queue SET lease_until = ?2 WHERE id = ?1",
                     params![id, until],
                 )
@@ -332,7 +385,7 @@ impl Store for SqliteStore {
     async fn release(&self, job_ids: Vec<i64>) -> Result<(), StoreError> {
         self.call(move |c| {
             for id in job_ids {
-                c.execute("UPDATE queue SET lease_until = NULL, attempts = MAX(attempts - 1, 0) WHERE id = ?1", params![id]).map_err(db_err)?;
+                exec(c, "UPDATE queue SET lease_until = NULL, attempts = MAX(attempts - 1, 0) WHERE id = ?1", params![id]).map_err(db_err)?;
             }
             Ok(())
         })
@@ -372,9 +425,9 @@ impl Store for SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(db_err)?
             };
             for (id, scenario) in &due {
-                c.execute("UPDATE incomplete SET next_retry_at = NULL WHERE id = ?1", params![id]).map_err(db_err)?;
+                exec(c, "UPDATE incomplete SET next_retry_at = NULL WHERE id = ?1", params![id]).map_err(db_err)?;
                 let payload = serde_json::json!({ "incomplete_id": id }).to_string();
-                c.execute(
+                exec(c,
                     "INSERT INTO queue (scenario, kind, payload, sequential, enqueued_at, available_at) VALUES (?1, 'resume', ?2, 0, ?3, ?3)",
                     params![scenario, payload, now],
                 )
@@ -388,7 +441,7 @@ impl Store for SqliteStore {
     async fn retry_now(&self, execution_id: &str) -> Result<usize, StoreError> {
         let id = execution_id.to_owned();
         self.call(move |c| {
-            c.execute(
+            exec(c,
                 "UPDATE incomplete SET next_retry_at = ?2 WHERE execution_id = ?1 AND resolved = 0 AND id NOT IN (SELECT json_extract(payload, '$.incomplete_id') FROM queue WHERE kind = 'resume')",
                 params![id, now_ms()],
             )
@@ -434,7 +487,8 @@ impl Store for SqliteStore {
                 return Ok(t);
             }
             let token = crate::hooks::new_token();
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO hooks (token, scenario, module_id) VALUES (?1, ?2, ?3)",
                 params![token, scenario, module_id],
             )
@@ -468,7 +522,7 @@ impl Store for SqliteStore {
     async fn save_registration(&self, reg: Registration) -> Result<(), StoreError> {
         let data = to_json(&reg.data)?;
         self.call(move |c| {
-            c.execute(
+            exec(c,
                 "INSERT OR REPLACE INTO registrations (scenario, module_id, hook_url, data) VALUES (?1, ?2, ?3, ?4)",
                 params![reg.scenario, reg.module_id, reg.hook_url, data],
             )
@@ -498,7 +552,8 @@ impl Store for SqliteStore {
     async fn delete_registration(&self, scenario: &str, module_id: u32) -> Result<(), StoreError> {
         let scenario = scenario.to_owned();
         self.call(move |c| {
-            c.execute(
+            exec(
+                c,
                 "DELETE FROM registrations WHERE scenario = ?1 AND module_id = ?2",
                 params![scenario, module_id],
             )
@@ -566,7 +621,8 @@ impl Store for SqliteStore {
                     params![cutoff],
                 )
                 .map_err(db_err)?;
-            c.execute(
+            exec(
+                c,
                 "DELETE FROM dedup WHERE seen_at < ?1",
                 params![now_ms() - 7 * 86_400_000],
             )
