@@ -13,7 +13,7 @@
 # Then one more run of each paced at RATE webhooks/s (below weft's capacity), for the
 # webhook-to-Sonar latency of a server that keeps up.
 #
-# Knobs (environment): DURATION=10 WARMUP=2 REPS=2 RATE=2000 (0: no paced run) CONCURRENCY=32 WORKERS=16
+# Knobs (environment): DURATION=10 WARMUP=2 REPS=2 RATE=2000 (0: no paced run) CONCURRENCY=32 WORKERS=64
 # LOADGEN_THREADS=1 BACKLOG=100000 DRAIN_ROUNDS=2 (fill + drain on the same database, so the
 # second round starts with BACKLOG executions of history) PORT_BASE=4410 WEFT_LOG=info; for experiments:
 # SYSTEMS="weft" (which systems the load runs cover), DB_DIR=/dev/shm (where weft's
@@ -26,7 +26,7 @@ duration=${DURATION:-10}
 warmup=${WARMUP:-2}
 reps=${REPS:-2}
 concurrency=${CONCURRENCY:-32}
-workers=${WORKERS:-16}
+workers=${WORKERS:-64}
 lg_threads=${LOADGEN_THREADS:-1}
 backlog=${BACKLOG:-100000}
 systems=${SYSTEMS:-floor weft}

@@ -277,7 +277,7 @@ impl Store for SqliteStore {
 
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        self.call(move |c| {
+        let rows = self.call(move |c| {
             let now = now_ms();
             let mut stmt = c
                 .prepare_cached(
@@ -295,15 +295,22 @@ impl Store for SqliteStore {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, u32>(4)?))
                 })
                 .map_err(db_err)?;
-            let mut jobs = Vec::new();
-            for row in rows {
-                let (id, scenario, kind, payload, attempts) = row.map_err(db_err)?;
-                jobs.push(Job { id, scenario, kind: JobKind::parse(&kind), payload: parse_json(&payload)?, attempts });
-            }
-            jobs.sort_by_key(|j| j.id);
-            Ok(jobs)
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
         })
-        .await
+        .await?;
+        // Parse on the caller's thread: the storage thread only reads and writes.
+        let mut jobs = Vec::with_capacity(rows.len());
+        for (id, scenario, kind, payload, attempts) in rows {
+            jobs.push(Job {
+                id,
+                scenario,
+                kind: JobKind::parse(&kind),
+                payload: parse_json(&payload)?,
+                attempts,
+            });
+        }
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
     }
 
     async fn complete(
