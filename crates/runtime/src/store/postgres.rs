@@ -605,6 +605,29 @@ async fn write_batch(pool: &Pool, rows: &[&Pending]) -> Result<Vec<Option<i64>>,
     let keys: Vec<Option<&str>> = rows.iter().map(|p| p.dedup_key.as_deref()).collect();
     let sequential: Vec<bool> = rows.iter().map(|p| p.sequential).collect();
     let params: [&(dyn ToSql + Sync); 5] = [&scenarios, &kinds, &payloads, &keys, &sequential];
+    let answer = query_batch(pool, ENQUEUE_BATCH, &params, rows.len()).await?;
+    let mut ids = vec![None; rows.len()];
+    for row in &answer {
+        let ord: i64 = get(row, 0)?;
+        let slot = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|i| ids.get_mut(i))
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("the database answered row {ord} of {}", rows.len()))
+            })?;
+        *slot = Some(get(row, 1)?);
+    }
+    Ok(ids)
+}
+
+/// Runs one batch statement, writing it again (up to [`BATCH_ATTEMPTS`] times) when the
+/// connection is lost: the statements are idempotent (dedup keys, upserts).
+async fn query_batch(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    jobs: usize,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
     let mut last = StoreError::Closed;
     for attempt in 0..BATCH_ATTEMPTS {
         if attempt > 0 {
@@ -620,30 +643,14 @@ async fn write_batch(pool: &Pool, rows: &[&Pending]) -> Result<Vec<Option<i64>>,
                 return Err(last);
             }
         };
-        let result = match client.prepare_cached(ENQUEUE_BATCH).await {
-            Ok(stmt) => client.query(&stmt, &params).await,
+        let result = match client.prepare_cached(sql).await {
+            Ok(stmt) => client.query(&stmt, params).await,
             Err(e) => Err(e),
         };
         match result {
-            Ok(answer) => {
-                let mut ids = vec![None; rows.len()];
-                for row in &answer {
-                    let ord: i64 = get(row, 0)?;
-                    let slot = usize::try_from(ord - 1)
-                        .ok()
-                        .and_then(|i| ids.get_mut(i))
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(format!(
-                                "the database answered row {ord} of {}",
-                                rows.len()
-                            ))
-                        })?;
-                    *slot = Some(get(row, 1)?);
-                }
-                return Ok(ids);
-            }
+            Ok(rows) => return Ok(rows),
             Err(e) if is_unavailable(&e) => {
-                tracing::warn!(message = "Group commit lost its connection; writing the batch again.", error = %db_message(&e), jobs = rows.len(), attempt = attempt + 1);
+                tracing::warn!(message = "Group commit lost its connection; writing the batch again.", error = %db_message(&e), jobs, attempt = attempt + 1);
                 last = pg_err(e);
             }
             Err(e) => return Err(pg_err(e)),
@@ -730,32 +737,9 @@ async fn write_completions(pool: &Pool, batch: &[Completion]) -> Result<(), Stor
         &inc_triggers,
         &inc_secs,
     ];
-    let mut last = StoreError::Closed;
-    for attempt in 0..BATCH_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-        }
-        let client = match pool.get().await {
-            Ok(c) => c,
-            Err(e) => {
-                last = pool_err(e);
-                if matches!(last, StoreError::Unavailable(_)) {
-                    continue;
-                }
-                return Err(last);
-            }
-        };
-        let result = match client.prepare_cached(COMPLETE_BATCH).await {
-            Ok(stmt) => client.query(&stmt, &params).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(_) => return Ok(()),
-            Err(e) if is_unavailable(&e) => last = pg_err(e),
-            Err(e) => return Err(pg_err(e)),
-        }
-    }
-    Err(last)
+    query_batch(pool, COMPLETE_BATCH, &params, batch.len())
+        .await
+        .map(|_| ())
 }
 
 /// Keeps a connection on `LISTEN weft_queue` and wakes idle workers on each notification;
