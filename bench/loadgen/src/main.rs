@@ -42,9 +42,10 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The hook URL (`http://127.0.0.1:PORT/hooks/TOKEN`).
-    #[arg(long)]
-    url: String,
+    /// The hook URL (`http://127.0.0.1:PORT/hooks/TOKEN`); repeat it for several nodes:
+    /// connection i sends to URL i mod the number of URLs.
+    #[arg(long = "url", required = true)]
+    urls: Vec<String>,
     /// Connections, each sending its next request when the previous one is answered.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -270,6 +271,7 @@ async fn load(args: &RunArgs) -> Res<Value> {
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(10))
         .build()?;
+    // `--pid NAME=PID` may repeat a NAME: the CPU of its processes is summed.
     let cpu_before: Vec<(String, u32, Option<f64>)> = args
         .pids
         .iter()
@@ -292,7 +294,7 @@ async fn load(args: &RunArgs) -> Res<Value> {
         .map(|r| Duration::from_secs_f64(args.concurrency as f64 / r));
     for i in 0..args.concurrency {
         let client = client.clone();
-        let url = args.url.clone();
+        let url = args.urls[i % args.urls.len()].clone();
         let run_id = args.run_id.clone();
         let seq = seq.clone();
         let count = args.count;
@@ -395,11 +397,15 @@ async fn load(args: &RunArgs) -> Res<Value> {
     let end_us = all.last_end_us;
     all.latencies_us.sort_unstable();
     let l = &all.latencies_us;
-    let mut cpu = Map::new();
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
     for (name, pid, before) in cpu_before {
         if let (Some(b), Some(a)) = (before, cpu_seconds(pid)) {
-            cpu.insert(name, json!(((a - b) * 100.0).round() / 100.0));
+            *sums.entry(name).or_default() += a - b;
         }
+    }
+    let mut cpu = Map::new();
+    for (name, s) in sums {
+        cpu.insert(name, json!((s * 100.0).round() / 100.0));
     }
     if let (Some(b), Some(a)) = (self_before, cpu_seconds(std::process::id())) {
         cpu.insert("loadgen".into(), json!(((a - b) * 100.0).round() / 100.0));
@@ -844,15 +850,44 @@ fn table(args: &TableArgs) -> Res<()> {
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     println!();
-    println!("| CPU per acknowledged webhook (µs, during the load window) | server | simulator | loadgen |");
-    println!("|---|---|---|---|");
-    for system in ["floor", "weft"] {
+    let mut systems: Vec<&str> = Vec::new();
+    for l in &loads {
+        let s = l["system"].as_str().unwrap_or("?");
+        if !systems.contains(&s) {
+            systems.push(s);
+        }
+    }
+    let with_pg = systems.iter().any(|s| s.starts_with("weft-pg"));
+    println!("| CPU per acknowledged webhook (µs, during the load window) | server (all nodes) | simulator | loadgen |{}", if with_pg { " PostgreSQL |" } else { "" });
+    println!("|---|---|---|---|{}", if with_pg { "---|" } else { "" });
+    for system in &systems {
+        let pg = if system.starts_with("weft-pg") {
+            format!(" {:.0} |", cpu_per_req(system, "pg"))
+        } else if with_pg {
+            " – |".to_owned()
+        } else {
+            String::new()
+        };
         println!(
-            "| {system} | {:.0} | {:.0} | {:.0} |",
+            "| {system} | {:.0} | {:.0} | {:.0} |{pg}",
             cpu_per_req(system, "server"),
             cpu_per_req(system, "sim"),
             cpu_per_req(system, "loadgen"),
         );
+    }
+    if with_pg {
+        let sqlite_done = mean("weft", "completed_per_s");
+        println!();
+        println!("| PostgreSQL ÷ SQLite (mean of runs, same run) | completed executions/s | acked webhooks/s | ack p99 |");
+        println!("|---|---|---|---|");
+        for system in systems.iter().filter(|s| s.starts_with("weft-pg")) {
+            println!(
+                "| {system} | {:.2} (target for pg1 ≥ 0.50) | {:.2} | {:.2} ms (target ≤ 20 ms) |",
+                mean(system, "completed_per_s") / sqlite_done,
+                mean(system, "ack_per_s") / mean("weft", "ack_per_s"),
+                mean(system, "ack_p99_ms"),
+            );
+        }
     }
     if !paced.is_empty() {
         println!();
