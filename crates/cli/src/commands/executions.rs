@@ -13,7 +13,13 @@ use crate::Outcome;
 #[derive(clap::Args)]
 pub struct Args {
     /// The database: an SQLite file or a postgres:// URL (as given to weft serve).
-    #[arg(long, default_value = "weft.db", env = "WEFT_DB", global = true)]
+    #[arg(
+        long,
+        default_value = "weft.db",
+        env = "WEFT_DB",
+        hide_env_values = true,
+        global = true
+    )]
     db: String,
     #[command(subcommand)]
     command: Cmd,

@@ -13,7 +13,12 @@ use crate::Outcome;
 #[derive(clap::Args)]
 pub struct ListArgs {
     /// The database: an SQLite file or a postgres:// URL.
-    #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
+    #[arg(
+        long,
+        default_value = "weft.db",
+        env = "WEFT_DB",
+        hide_env_values = true
+    )]
     db: String,
     /// Base URL to print hook URLs with.
     #[arg(long, env = "WEFT_PUBLIC_URL")]
@@ -60,7 +65,12 @@ pub struct DeactivateArgs {
     /// The scenario file.
     file: PathBuf,
     /// The database: an SQLite file or a postgres:// URL.
-    #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
+    #[arg(
+        long,
+        default_value = "weft.db",
+        env = "WEFT_DB",
+        hide_env_values = true
+    )]
     db: String,
 }
 

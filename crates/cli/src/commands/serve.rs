@@ -22,7 +22,12 @@ pub struct Args {
     pub listen: SocketAddr,
     /// The database (queue, history, hook tokens): an SQLite file, or a postgres:// URL
     /// for several nodes sharing one queue.
-    #[arg(long, default_value = "weft.db", env = "WEFT_DB")]
+    #[arg(
+        long,
+        default_value = "weft.db",
+        env = "WEFT_DB",
+        hide_env_values = true
+    )]
     pub db: String,
     /// Base URL apps use to reach this server (hook URLs are PUBLIC_URL/hooks/TOKEN).
     #[arg(long, env = "WEFT_PUBLIC_URL")]
