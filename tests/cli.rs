@@ -965,8 +965,14 @@ async fn oversized_bodies_are_counted_as_refused() {
         .post_json(&hook, &json!({"pad": "x".repeat(1500)}))
         .await;
     assert_eq!(resp.status(), 413);
+    // Answered like every other refusal: a JSON `{"error"}`, counted as `too_large`.
+    let text = resp.text().await.unwrap();
+    let error: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the 413 answer is not JSON ({e}): {text}"));
+    assert!(error["error"].is_string(), "{text}");
     let refused = refused_counts(&serve.metrics().await);
     assert_eq!(refused.values().sum::<u64>(), 1, "{refused:?}");
+    assert_eq!(refused.get("too_large"), Some(&1), "{refused:?}");
 }
 
 /// Sends `{"n": 0..count}` to a hook; every one must be acknowledged as queued.
