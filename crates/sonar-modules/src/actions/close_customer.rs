@@ -2,13 +2,8 @@
 //! unassigns it); Sonar then fires `customer_state_changed` if the state changed.
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::json;
 use weft_engine::spec::{field, out, FieldType, Kind, ModuleSpec};
 use weft_engine::{Bundle, Input, Module, ModuleError, RunContext};
-
-use crate::connection::SonarConnection;
-use crate::phone;
 
 /// `sonar.close_customer`.
 pub struct CloseCustomer;
@@ -26,11 +21,6 @@ static SPEC: ModuleSpec = ModuleSpec {
     output: &[out("success", FieldType::Boolean, "`true` when Sonar accepted it.")],
 };
 
-#[derive(Deserialize)]
-struct CloseCustomerInput {
-    phone_number: String,
-}
-
 #[async_trait]
 impl Module for CloseCustomer {
     fn spec(&self) -> &'static ModuleSpec {
@@ -38,13 +28,7 @@ impl Module for CloseCustomer {
     }
 
     async fn run(&self, cx: &RunContext<'_>, input: Input) -> Result<Vec<Bundle>, ModuleError> {
-        let sonar = cx.connection::<SonarConnection>()?;
-        let input: CloseCustomerInput = input.into_typed()?;
-        let phone = phone::normalize_field("phone_number", &input.phone_number, sonar.country)?;
-        let answer = sonar
-            .post("/v1/customers/close", json!({ "phone_number": phone }))
-            .await?;
-        Ok(vec![answer])
+        super::post_phone(cx, input, "/v1/customers/close").await
     }
 }
 

@@ -2,13 +2,8 @@
 //! unassigned again. Unassigning an unassigned customer succeeds (nothing changes).
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::json;
 use weft_engine::spec::{field, out, FieldType, Kind, ModuleSpec};
 use weft_engine::{Bundle, Input, Module, ModuleError, RunContext};
-
-use crate::connection::SonarConnection;
-use crate::phone;
 
 /// `sonar.unassign_agent`.
 pub struct UnassignAgent;
@@ -26,11 +21,6 @@ static SPEC: ModuleSpec = ModuleSpec {
     output: &[out("success", FieldType::Boolean, "`true` when Sonar accepted it.")],
 };
 
-#[derive(Deserialize)]
-struct UnassignAgentInput {
-    phone_number: String,
-}
-
 #[async_trait]
 impl Module for UnassignAgent {
     fn spec(&self) -> &'static ModuleSpec {
@@ -38,13 +28,7 @@ impl Module for UnassignAgent {
     }
 
     async fn run(&self, cx: &RunContext<'_>, input: Input) -> Result<Vec<Bundle>, ModuleError> {
-        let sonar = cx.connection::<SonarConnection>()?;
-        let input: UnassignAgentInput = input.into_typed()?;
-        let phone = phone::normalize_field("phone_number", &input.phone_number, sonar.country)?;
-        let answer = sonar
-            .post("/v1/customers/unassign", json!({ "phone_number": phone }))
-            .await?;
-        Ok(vec![answer])
+        super::post_phone(cx, input, "/v1/customers/unassign").await
     }
 }
 
