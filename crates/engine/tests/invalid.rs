@@ -17,7 +17,11 @@
 //! same `WEFT_BLESS=1` run rewrites it, and the test fails when it is stale.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{blessing, files_ending, stem};
 
 use weft_engine::validate::load_file;
 use weft_engine::Registry;
@@ -27,30 +31,6 @@ const UNSET_VAR: &str = "WEFT_TEST_SURELY_UNSET_VAR";
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid")
-}
-
-fn blessing() -> bool {
-    std::env::var_os("WEFT_BLESS").is_some_and(|v| v != "0" && !v.is_empty())
-}
-
-/// Files in the folder whose names end with `suffix`, sorted.
-fn files_ending(suffix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(suffix))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn stem(path: &Path, suffix: &str) -> String {
-    let name = path.file_name().unwrap().to_str().unwrap();
-    name.strip_suffix(suffix).unwrap().to_owned()
 }
 
 /// The rendered load error of one file, its path shortened to the file name; `None` when
@@ -72,7 +52,7 @@ fn load_errors_match_their_snapshots() {
     );
     let registry = Registry::new([weft_engine::builtin::modules()], []).unwrap();
     let bless = blessing();
-    let cases = files_ending(".yaml");
+    let cases = files_ending(&dir(), ".yaml");
     assert!(
         cases.len() >= 15,
         "expected the invalid scenarios in {}",
@@ -100,7 +80,7 @@ fn load_errors_match_their_snapshots() {
             )),
         }
     }
-    for expected in files_ending(".expected.txt") {
+    for expected in files_ending(&dir(), ".expected.txt") {
         let name = stem(&expected, ".expected.txt");
         if !dir().join(format!("{name}.yaml")).exists() {
             failures.push(format!("{name}.expected.txt has no {name}.yaml; delete it"));
@@ -166,7 +146,7 @@ fn errors_doc(cases: &[PathBuf], registry: &Registry) -> String {
 /// Every snapshot locates its problem and says how to fix it.
 #[test]
 fn every_snapshot_has_a_location_and_a_fix() {
-    for path in files_ending(".expected.txt") {
+    for path in files_ending(&dir(), ".expected.txt") {
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
         let yaml = name.replace(".expected.txt", ".yaml");
         let text = std::fs::read_to_string(&path).unwrap();

@@ -17,7 +17,11 @@
 //! An `*.expected.json` without its input fails the test, so stale files do not linger.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{blessing, files_ending, stem};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -90,31 +94,6 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios")
 }
 
-fn blessing() -> bool {
-    std::env::var_os("WEFT_BLESS").is_some_and(|v| v != "0" && !v.is_empty())
-}
-
-/// Files in the scenario folder whose names end with `suffix`, sorted.
-fn files_ending(suffix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(suffix))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// `NAME` of `dir/NAME.suffix`.
-fn stem(path: &Path, suffix: &str) -> String {
-    let name = path.file_name().unwrap().to_str().unwrap();
-    name.strip_suffix(suffix).unwrap().to_owned()
-}
-
 fn fixed_clock() -> weft_engine::template::Clock {
     let now = chrono::DateTime::parse_from_rfc3339(FIXED_NOW)
         .unwrap()
@@ -146,7 +125,7 @@ fn normalize(mut record: ExecutionRecord) -> ExecutionRecord {
 /// The payload stems of scenario `name`: `NAME` for `NAME.input.json`, `NAME.CASE` for
 /// each `NAME.CASE.input.json`.
 fn cases(name: &str) -> Vec<String> {
-    files_ending(".input.json")
+    files_ending(&dir(), ".input.json")
         .iter()
         .map(|p| stem(p, ".input.json"))
         .filter(|c| {
@@ -203,7 +182,7 @@ fn first_difference(expected: &str, actual: &str) -> String {
 #[test]
 fn golden_scenarios() {
     let bless = blessing();
-    let scenarios = files_ending(".yaml");
+    let scenarios = files_ending(&dir(), ".yaml");
     assert!(
         scenarios.len() >= 10,
         "expected the golden scenarios in {}",
@@ -241,7 +220,7 @@ fn golden_scenarios() {
             }
         }
     }
-    for expected in files_ending(".expected.json") {
+    for expected in files_ending(&dir(), ".expected.json") {
         let case = stem(&expected, ".expected.json");
         if !dir().join(format!("{case}.input.json")).exists() {
             failures.push(format!(
@@ -249,7 +228,7 @@ fn golden_scenarios() {
             ));
         }
     }
-    for input in files_ending(".input.json") {
+    for input in files_ending(&dir(), ".input.json") {
         let case = stem(&input, ".input.json");
         let name = case.split('.').next().unwrap_or_default();
         if !dir().join(format!("{name}.yaml")).exists() {
