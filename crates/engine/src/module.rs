@@ -45,6 +45,19 @@ impl ErrorKind {
         }
     }
 
+    /// Make's type for an HTTP error status: 401/403 InvalidAccessTokenError, 429
+    /// RateLimitError, other 4xx DataError, 5xx ConnectionError; `None` for anything else
+    /// (the caller decides what an unexpected status means).
+    pub const fn from_http_status(status: u16) -> Option<Self> {
+        match status {
+            401 | 403 => Some(ErrorKind::InvalidAccessTokenError),
+            429 => Some(ErrorKind::RateLimitError),
+            400..=499 => Some(ErrorKind::DataError),
+            500..=599 => Some(ErrorKind::ConnectionError),
+            _ => None,
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub const fn is_transient(self) -> bool {
         matches!(self, ErrorKind::ConnectionError | ErrorKind::RateLimitError)
@@ -237,4 +250,32 @@ pub trait App: Send + Sync + 'static {
     fn secret_fields(&self) -> &'static [&'static str];
     /// Builds the connection (HTTP client, base URL) from its fields.
     fn connect(&self, fields: &Map<String, Value>) -> Result<Arc<dyn Any + Send + Sync>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn http_statuses_map_to_make_error_types() {
+        assert_eq!(
+            ErrorKind::from_http_status(401),
+            Some(ErrorKind::InvalidAccessTokenError)
+        );
+        assert_eq!(
+            ErrorKind::from_http_status(403),
+            Some(ErrorKind::InvalidAccessTokenError)
+        );
+        assert_eq!(
+            ErrorKind::from_http_status(429),
+            Some(ErrorKind::RateLimitError)
+        );
+        assert_eq!(ErrorKind::from_http_status(404), Some(ErrorKind::DataError));
+        assert_eq!(ErrorKind::from_http_status(422), Some(ErrorKind::DataError));
+        assert_eq!(
+            ErrorKind::from_http_status(503),
+            Some(ErrorKind::ConnectionError)
+        );
+        assert_eq!(ErrorKind::from_http_status(302), None);
+    }
 }

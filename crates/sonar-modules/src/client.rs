@@ -272,23 +272,18 @@ impl SonarConnection {
         } else {
             format!(": `{said}`")
         };
-        let (kind, message) = match status {
-            401 => (
-                ErrorKind::InvalidAccessTokenError,
-                format!("the token was refused by Sonar (HTTP 401 on `{what}`){quoted}; check the connection's `token` and `sandbox`"),
-            ),
-            403 => (
-                ErrorKind::InvalidAccessTokenError,
-                format!("access was refused by Sonar (HTTP 403 on `{what}`){quoted}"),
-            ),
-            404 => (ErrorKind::DataError, format!("not found (HTTP 404 on `{what}`){quoted}")),
+        let kind = ErrorKind::from_http_status(status).unwrap_or(ErrorKind::DataError);
+        let message = match status {
+            401 => format!("the token was refused by Sonar (HTTP 401 on `{what}`){quoted}; check the connection's `token` and `sandbox`"),
+            403 => format!("access was refused by Sonar (HTTP 403 on `{what}`){quoted}"),
+            404 => format!("not found (HTTP 404 on `{what}`){quoted}"),
             429 => {
                 let wait = retry_after.map(|d| format!("; Sonar asked to retry after {} s", d.as_secs())).unwrap_or_default();
-                (ErrorKind::RateLimitError, format!("rate limited by Sonar (HTTP 429 on `{what}`){quoted}{wait}"))
+                format!("rate limited by Sonar (HTTP 429 on `{what}`){quoted}{wait}")
             }
-            500..=599 => (ErrorKind::ConnectionError, format!("server error from Sonar (HTTP {status} on `{what}`){quoted}")),
-            400..=499 => (ErrorKind::DataError, format!("request rejected by Sonar (HTTP {status} on `{what}`){quoted}")),
-            _ => (ErrorKind::DataError, format!("unexpected answer from Sonar (HTTP {status} on `{what}`){quoted}")),
+            500..=599 => format!("server error from Sonar (HTTP {status} on `{what}`){quoted}"),
+            400..=499 => format!("request rejected by Sonar (HTTP {status} on `{what}`){quoted}"),
+            _ => format!("unexpected answer from Sonar (HTTP {status} on `{what}`){quoted}"),
         };
         ModuleError::new(kind, message).with_retry_after(if status == 429 {
             retry_after

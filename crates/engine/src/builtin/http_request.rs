@@ -47,12 +47,7 @@ fn scalar_text(v: &Value) -> String {
 /// Classifies a non-2xx status as Make does.
 pub fn error_for_status(status: u16, body: &str, retry_after: Option<Duration>) -> ModuleError {
     let snippet: String = body.chars().take(300).collect();
-    let kind = match status {
-        401 | 403 => ErrorKind::InvalidAccessTokenError,
-        429 => ErrorKind::RateLimitError,
-        400..=499 => ErrorKind::DataError,
-        _ => ErrorKind::ConnectionError,
-    };
+    let kind = ErrorKind::from_http_status(status).unwrap_or(ErrorKind::ConnectionError);
     ModuleError::new(kind, format!("HTTP {status}: {snippet}")).with_retry_after(retry_after)
 }
 
