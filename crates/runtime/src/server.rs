@@ -365,7 +365,7 @@ impl Server {
         });
         let workers = tokio::spawn(crate::worker::dispatch(shared.clone()));
         let background = crate::background::spawn_all(shared.clone());
-        tracing::info!(message = "Serving.", addr = %addr, node = %shared.node_id, scenarios = shared.scenarios.len());
+        tracing::info!(message = "Serving.", addr = %addr, node = %shared.node_id, scenarios = shared.scenarios.len(), database = %shared.config.db.display());
         Ok(RunningServer {
             addr,
             shared,

@@ -325,3 +325,15 @@ pub trait Store: Send + Sync + 'static {
         Ok(ClusterLock::local())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Backend;
+
+    #[test]
+    fn display_masks_the_password() {
+        let b = Backend::parse("postgres://weft:s3cret@db.internal:5432/weft");
+        assert_eq!(b.display(), "postgres://***@db.internal:5432/weft");
+        assert_eq!(Backend::parse("weft.db").display(), "weft.db");
+    }
+}
