@@ -25,6 +25,11 @@ macro_rules! outln {
 mod commands;
 mod registry;
 
+/// mimalloc instead of the system allocator: the hot path (HTTP intake, execution records,
+/// JSON) allocates many small short-lived objects across threads (docs/decisions/0006).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Writes to stdout; if the reader has gone away, exits with status 1 without a panic.
 pub fn write_stdout(text: &str) {
     use std::io::Write;
