@@ -1057,6 +1057,23 @@ async fn concurrent_webhooks_each_run_exactly_once() {
         )),
         "{metrics}"
     );
+    // Each job reached a worker once: handed over by the intake, or claimed from the queue
+    // (after start-up, and when the node held its fill of waiting jobs).
+    let handed = counter(&metrics, "weft_jobs_handed_off_total");
+    let claimed = counter(&metrics, "weft_jobs_claimed_total");
+    assert_eq!(handed + claimed, N, "{metrics}");
+    assert!(
+        handed > 0,
+        "the intake hands jobs to idle workers: {metrics}"
+    );
+}
+
+/// The value of an unlabelled counter or gauge in a `/metrics` text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in {metrics}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,11 +82,12 @@ async fn schedule(shared: Arc<Shared>, scenario: String, spec: ScheduleSpec) {
             payload: json!({ "fired_at": fired_at }),
             dedup_key: Some(format!("schedule:{scenario}:{}", next.timestamp_millis())),
             sequential: true,
+            lease: None,
         };
-        match shared.store.enqueue(job).await {
+        match shared.store.enqueue(&job).await {
             Ok(Enqueued::Queued(_)) => {
                 shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-                shared.wake.notify_one();
+                shared.work_queued();
             }
             Ok(Enqueued::Duplicate) => {}
             Err(e) => {
@@ -132,7 +133,7 @@ async fn retries(shared: Arc<Shared>) {
                     .metrics
                     .queue_depth
                     .fetch_add(n as u64, Ordering::Relaxed);
-                shared.wake.notify_one();
+                shared.work_queued();
             }
             Err(e) => tracing::error!(message = "Cannot schedule retries.", error = %e),
         }

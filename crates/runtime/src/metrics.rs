@@ -102,6 +102,8 @@ pub struct Metrics {
     pub leases_held: AtomicU64,
     /// Jobs this node claimed.
     pub jobs_claimed: AtomicU64,
+    /// Jobs this node's intake queued already claimed and ran without a claim.
+    pub jobs_handed_off: AtomicU64,
     claim_latency: Mutex<Histogram>,
     claim_rate: Mutex<RateWindow>,
     executions: Mutex<BTreeMap<(String, &'static str), u64>>,
@@ -202,6 +204,12 @@ impl Metrics {
             out,
             "weft_leases_held {}",
             self.leases_held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP weft_jobs_handed_off_total Jobs this node's intake queued already claimed, run without a claim.\n# TYPE weft_jobs_handed_off_total counter");
+        let _ = writeln!(
+            out,
+            "weft_jobs_handed_off_total {}",
+            self.jobs_handed_off.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# HELP weft_jobs_claimed_total Jobs this node claimed from the queue.\n# TYPE weft_jobs_claimed_total counter");
         let _ = writeln!(

@@ -195,6 +195,7 @@ pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
     pub wake: Notify,
+    pub handoff: crate::worker::Handoff,
     pub accepting: AtomicBool,
     pub stopping: watch::Sender<bool>,
     pub waiters: Mutex<HashMap<i64, Waiter>>,
@@ -204,6 +205,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Work was queued for claiming (not handed over): wake this node's dispatcher.
+    pub fn work_queued(&self) {
+        self.handoff.mark_unclaimed();
+        self.wake.notify_one();
+    }
+
     /// The hook target for a token (constant-time comparison against each token).
     pub fn hook(&self, token: &str) -> Option<&HookTarget> {
         let mut found = None;
@@ -317,6 +324,7 @@ impl Server {
             store: store.clone(),
             metrics: Metrics::default(),
             wake: Notify::new(),
+            handoff: crate::worker::Handoff::new(config.workers.max(1)),
             accepting: AtomicBool::new(true),
             stopping,
             waiters: Mutex::new(HashMap::new()),

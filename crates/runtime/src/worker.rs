@@ -1,34 +1,40 @@
-//! Workers: claim queued jobs under a lease, run their executions, record them.
+//! Workers: run queued jobs under a lease, record their executions.
 //!
-//! One dispatcher claims jobs in batches as worker slots free up and runs each on its own
-//! task. A job's execution record and the removal of its queue entry are committed in one
-//! transaction, so a crash before that commit leaves the job to be run again
-//! (at-least-once); after it, the job is never run twice.
+//! Jobs reach this node's workers two ways. The intake queues a webhook already claimed by
+//! this node (its row carries this node's lease) and hands it over in memory, so the common
+//! case costs no claim and no second parse of the payload ([`Handoff`]). Everything else —
+//! a backlog beyond what the node holds, sequential scenarios, resumes, schedule ticks, work
+//! queued by other nodes, jobs left by a crash — is claimed from the store in batches.
+//! Either way the job is durable in the store before it runs: a job's execution record and
+//! the removal of its queue entry are committed in one transaction, so a crash before that
+//! commit leaves the job to be run again (at-least-once); after it, the job never runs twice.
 //!
-//! Idle, the dispatcher waits for this node's intake, for a store notification (another node
-//! queued work: PostgreSQL `LISTEN`), or for its next poll. When the store fails, it backs off
-//! (up to [`MAX_BACKOFF`]) instead of hammering a database that is down.
+//! The node holds at most `workers` jobs waiting for a worker slot beside the `workers`
+//! running. Idle, the dispatcher waits for a handed-over job, this node's intake, a store
+//! notification (another node queued work: PostgreSQL `LISTEN`), or its next poll. When the
+//! store fails, it backs off (up to [`MAX_BACKOFF`]) instead of hammering a database that is
+//! down.
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use weft_engine::exec::{ExecutionRecord, Executor, Status, StepError};
 use weft_engine::ErrorKind;
 
 use crate::server::{Shared, Waiter};
-use crate::store::{IncompleteRow, Job, JobKind};
+use crate::store::{IncompleteRow, Job, JobKind, StoreError};
 
 /// Most jobs claimed at once.
 const MAX_BATCH: usize = 64;
 /// Idle dispatchers claim again after this long even without a wakeup (expired leases of dead
 /// nodes, missed notifications).
 const POLL: Duration = Duration::from_millis(500);
-/// Under a backlog, how long the dispatcher waits for more free slots before claiming.
-const GATHER: Duration = Duration::from_millis(2);
 /// Longest wait between two claims while the store fails.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -38,126 +44,218 @@ fn backoff(failures: u32) -> Duration {
     (Duration::from_millis(250) * (1u32 << doublings)).min(MAX_BACKOFF)
 }
 
-/// Runs until shutdown: claims and runs jobs.
+/// The intake's shortcut to this node's workers: webhooks queued already claimed by this
+/// node and handed over in memory.
+pub(crate) struct Handoff {
+    /// Free places among the jobs this node holds but does not run yet (handed over or
+    /// claimed); a job gives its place back when it gets a worker slot.
+    places: Semaphore,
+    /// Work may be queued that no node holds. The intake then queues for claiming instead of
+    /// handing over, so that new webhooks do not overtake older ones; the dispatcher clears
+    /// it when a claim finds the queue drained.
+    unclaimed: AtomicBool,
+    tx: mpsc::UnboundedSender<Job>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+}
+
+impl Handoff {
+    /// A handoff holding at most `capacity` waiting jobs.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Handoff {
+            places: Semaphore::new(capacity.max(1)),
+            // Until the first claim: jobs a previous process left are queued.
+            unclaimed: AtomicBool::new(true),
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+
+    /// Reserves a place for a job the intake is about to queue claimed by this node;
+    /// `false`: queue it for claiming instead.
+    pub fn reserve(&self) -> bool {
+        if self.unclaimed.load(Ordering::Acquire) {
+            return false;
+        }
+        match self.places.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives back a place reserved for a job that was not queued after all.
+    pub fn cancel(&self) {
+        self.places.add_permits(1);
+    }
+
+    /// Hands a job queued claimed by this node to its workers; gives it back when the
+    /// workers are gone (shutting down).
+    pub fn send(&self, job: Job) -> Result<(), Job> {
+        self.tx.send(job).map_err(|e| e.0)
+    }
+
+    /// Work was queued that no node holds (see [`Shared::work_queued`]).
+    pub fn mark_unclaimed(&self) {
+        self.unclaimed.store(true, Ordering::Release);
+    }
+}
+
+type Claim = Pin<Box<dyn Future<Output = (usize, Instant, Result<Vec<Job>, StoreError>)> + Send>>;
+
+/// Runs until shutdown: takes handed-over and claimed jobs and runs them.
 pub(crate) async fn dispatch(shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.config.workers.max(1)));
+    let Some(mut handed) = shared.handoff.rx.lock().ok().and_then(|mut rx| rx.take()) else {
+        tracing::error!(message = "The dispatcher started twice; this one stops.");
+        return;
+    };
+    let workers = shared.config.workers.max(1);
+    let slots = Arc::new(Semaphore::new(workers));
     // Recording an execution (waiting for its commit) does not hold a worker slot: the slot
     // goes back as soon as the execution returns, so commits overlap the next executions.
-    let recording = Arc::new(Semaphore::new(
-        RECORDING_PER_WORKER * shared.config.workers.max(1),
-    ));
-    let running: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
-    let heartbeat = tokio::spawn(heartbeat(shared.clone(), running.clone()));
+    let recording = Arc::new(Semaphore::new(RECORDING_PER_WORKER * workers));
+    // Every job this node holds under a lease, waiting or running: the heartbeat renews them.
+    let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), held.clone()));
     let mut stop = shared.stopping.subscribe();
+    let mut ready: VecDeque<Job> = VecDeque::new();
+    let mut claiming: Option<Claim> = None;
+    // Whether the store may hold work nobody holds (start: whatever a previous run left).
+    let mut claim_wanted = true;
+    // Whether the last claim filled every place it asked for (there is a backlog).
+    let mut backlog = false;
     let mut failures = 0u32;
-    // Whether the last claim filled every slot it asked for (there is a backlog).
-    let mut busy_before = false;
+    let mut not_before = Instant::now();
+    let mut next_poll = Instant::now() + POLL;
     loop {
         if *stop.borrow() {
             break;
         }
-        let free = slots.available_permits();
-        if free == 0 {
-            // Wait for a slot (or shutdown).
-            tokio::select! {
-                permit = slots.clone().acquire_owned() => drop(permit),
-                _ = stop.changed() => {}
-            }
-            continue;
+        while let Ok(job) = handed.try_recv() {
+            shared
+                .metrics
+                .jobs_handed_off
+                .fetch_add(1, Ordering::Relaxed);
+            hold(&shared, &held, &job);
+            ready.push_back(job);
         }
-        let workers = shared.config.workers.max(1);
-        let enough = (workers / 4).max(1);
-        let free = if free < enough && busy_before {
-            // Nearly every slot is busy and the last claim found work: wait a moment for a
-            // few more slots, so that one claim (a database round trip) takes several jobs.
-            let more = u32::try_from(enough).unwrap_or(1);
-            if let Ok(Ok(p)) = tokio::time::timeout(GATHER, slots.acquire_many(more)).await {
-                drop(p);
-            }
-            slots.available_permits()
-        } else {
-            free
-        };
-        let started = Instant::now();
-        let jobs = match shared
-            .store
-            .claim(free.min(MAX_BATCH), shared.config.lease)
-            .await
-        {
-            Ok(jobs) => {
-                if failures > 0 {
-                    tracing::info!(message = "Claiming jobs again.", failed_attempts = failures);
-                }
-                failures = 0;
-                shared
-                    .metrics
-                    .claimed(jobs.len(), started.elapsed().as_secs_f64());
-                busy_before = jobs.len() == free.min(MAX_BATCH);
-                jobs
-            }
-            Err(e) => {
-                failures += 1;
-                let wait = backoff(failures);
-                if failures == 1 {
-                    tracing::error!(message = "Cannot claim jobs; backing off.", error = %e);
-                } else {
-                    tracing::warn!(message = "Still cannot claim jobs.", error = %e, attempt = failures, retry_in_ms = wait.as_millis() as u64);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-        };
-        if jobs.is_empty() {
-            tokio::select! {
-                () = shared.wake.notified() => {}
-                () = shared.store.queue_notified() => {}
-                () = tokio::time::sleep(POLL) => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
-        for job in jobs {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+        while !ready.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
             };
-            if let Ok(mut r) = running.lock() {
-                r.insert(job.id);
-                shared
-                    .metrics
-                    .leases_held
-                    .store(r.len() as u64, Ordering::Relaxed);
+            if let Some(job) = ready.pop_front() {
+                start(&shared, &held, &recording, job, permit);
             }
-            let shared = shared.clone();
-            let running = running.clone();
-            let recording = recording.clone();
-            tokio::spawn(async move {
-                let id = job.id;
-                if let Some(done) = execute(&shared, &job).await {
-                    // Backpressure: wait for a recording slot while still holding the worker slot.
-                    let Ok(rec) = recording.acquire_owned().await else {
-                        return;
-                    };
-                    drop(permit);
-                    record(&shared, &job, done).await;
-                    drop(rec);
-                } else {
-                    drop(permit);
+        }
+        // Claim when the store may hold work and there is room for a batch worth a round
+        // trip (under a backlog, a quarter of the places; otherwise any).
+        let room = shared.handoff.places.available_permits();
+        let enough = if backlog { (workers / 4).max(1) } else { 1 };
+        if claiming.is_none() && claim_wanted && room >= enough && Instant::now() >= not_before {
+            let asked = room.min(MAX_BATCH);
+            if let Ok(permits) = shared.handoff.places.try_acquire_many(asked as u32) {
+                permits.forget();
+                claim_wanted = false;
+                shared.handoff.unclaimed.store(false, Ordering::Release);
+                next_poll = Instant::now() + POLL;
+                let store = shared.store.clone();
+                let lease = shared.config.lease;
+                claiming = Some(Box::pin(async move {
+                    let started = Instant::now();
+                    (asked, started, store.claim(asked, lease).await)
+                }));
+            }
+        }
+        tokio::select! {
+            job = handed.recv() => {
+                if let Some(job) = job {
+                    shared.metrics.jobs_handed_off.fetch_add(1, Ordering::Relaxed);
+                    hold(&shared, &held, &job);
+                    ready.push_back(job);
                 }
-                if let Ok(mut r) = running.lock() {
-                    r.remove(&id);
-                    shared
-                        .metrics
-                        .leases_held
-                        .store(r.len() as u64, Ordering::Relaxed);
+            }
+            permit = slots.clone().acquire_owned(), if !ready.is_empty() => {
+                if let (Ok(permit), Some(job)) = (permit, ready.pop_front()) {
+                    start(&shared, &held, &recording, job, permit);
                 }
-            });
+            }
+            (asked, started, result) = claim_result(&mut claiming), if claiming.is_some() => {
+                claiming = None;
+                match result {
+                    Ok(jobs) => {
+                        if failures > 0 {
+                            tracing::info!(message = "Claiming jobs again.", failed_attempts = failures);
+                        }
+                        failures = 0;
+                        shared.metrics.claimed(jobs.len(), started.elapsed().as_secs_f64());
+                        shared.handoff.places.add_permits(asked - jobs.len().min(asked));
+                        backlog = jobs.len() >= asked;
+                        if backlog {
+                            // More may be waiting: claim again, and keep the intake from
+                            // overtaking it meanwhile.
+                            claim_wanted = true;
+                            shared.handoff.mark_unclaimed();
+                        }
+                        for job in jobs {
+                            hold(&shared, &held, &job);
+                            ready.push_back(job);
+                        }
+                    }
+                    Err(e) => {
+                        shared.handoff.places.add_permits(asked);
+                        shared.handoff.mark_unclaimed();
+                        failures += 1;
+                        let wait = backoff(failures);
+                        if failures == 1 {
+                            tracing::error!(message = "Cannot claim jobs; backing off.", error = %e);
+                        } else {
+                            tracing::warn!(message = "Still cannot claim jobs.", error = %e, attempt = failures, retry_in_ms = wait.as_millis() as u64);
+                        }
+                        claim_wanted = true;
+                        not_before = Instant::now() + wait;
+                    }
+                }
+            }
+            () = shared.wake.notified() => claim_wanted = true,
+            () = shared.store.queue_notified() => {
+                claim_wanted = true;
+                shared.handoff.mark_unclaimed();
+            }
+            () = tokio::time::sleep_until(next_poll.max(not_before).into()) => {
+                claim_wanted = true;
+                next_poll = Instant::now() + POLL;
+            }
+            _ = stop.changed() => {}
         }
     }
-    // Shutdown: let running executions finish within the grace period.
-    let all = u32::try_from(shared.config.workers.max(1)).unwrap_or(u32::MAX);
+    // Shutdown. Jobs held but not started go back to the queue at once; a claim in flight
+    // is awaited so that its jobs go back too.
+    handed.close();
+    while let Ok(job) = handed.try_recv() {
+        ready.push_back(job);
+    }
+    if let Some(claim) = claiming.take() {
+        if let Ok((_, _, Ok(jobs))) =
+            tokio::time::timeout(shared.config.shutdown_grace, claim).await
+        {
+            ready.extend(jobs);
+        }
+    }
+    if !ready.is_empty() {
+        let ids: Vec<i64> = ready.iter().map(|j| j.id).collect();
+        if let Ok(mut h) = held.lock() {
+            for id in &ids {
+                h.remove(id);
+            }
+        }
+        if let Err(e) = shared.store.release(ids).await {
+            tracing::error!(message = "Cannot give back waiting jobs; they run again after their lease.", error = %e);
+        }
+    }
+    // Let running executions finish within the grace period.
+    let all = u32::try_from(workers).unwrap_or(u32::MAX);
     let all_recording = all.saturating_mul(RECORDING_PER_WORKER as u32);
     let finished = tokio::time::timeout(shared.config.shutdown_grace, async {
         let executions = slots.acquire_many(all).await;
@@ -167,7 +265,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     .await;
     heartbeat.abort();
     if finished.is_err() {
-        let left: Vec<i64> = running
+        let left: Vec<i64> = held
             .lock()
             .map(|r| r.iter().copied().collect())
             .unwrap_or_default();
@@ -181,12 +279,68 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     }
 }
 
-/// Renews the leases of running jobs.
-async fn heartbeat(shared: Arc<Shared>, running: Arc<Mutex<HashSet<i64>>>) {
+/// The outcome of the claim in flight (never resolves without one).
+async fn claim_result(claim: &mut Option<Claim>) -> (usize, Instant, Result<Vec<Job>, StoreError>) {
+    match claim {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts a job among those this node holds under a lease.
+fn hold(shared: &Shared, held: &Mutex<HashSet<i64>>, job: &Job) {
+    if let Ok(mut h) = held.lock() {
+        h.insert(job.id);
+        shared
+            .metrics
+            .leases_held
+            .store(h.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Runs a held job on its own task with the worker slot `permit`.
+fn start(
+    shared: &Arc<Shared>,
+    held: &Arc<Mutex<HashSet<i64>>>,
+    recording: &Arc<Semaphore>,
+    job: Job,
+    permit: OwnedSemaphorePermit,
+) {
+    // The job leaves the waiting jobs: its place is free for another.
+    shared.handoff.places.add_permits(1);
+    let shared = shared.clone();
+    let held = held.clone();
+    let recording = recording.clone();
+    tokio::spawn(async move {
+        let mut job = job;
+        let id = job.id;
+        if let Some(done) = execute(&shared, &mut job).await {
+            // Backpressure: wait for a recording slot while still holding the worker slot.
+            let Ok(rec) = recording.acquire_owned().await else {
+                return;
+            };
+            drop(permit);
+            record(&shared, &job, done).await;
+            drop(rec);
+        } else {
+            drop(permit);
+        }
+        if let Ok(mut h) = held.lock() {
+            h.remove(&id);
+            shared
+                .metrics
+                .leases_held
+                .store(h.len() as u64, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Renews the leases of the jobs this node holds.
+async fn heartbeat(shared: Arc<Shared>, held: Arc<Mutex<HashSet<i64>>>) {
     let every = shared.config.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        let ids: Vec<i64> = running
+        let ids: Vec<i64> = held
             .lock()
             .map(|r| r.iter().copied().collect())
             .unwrap_or_default();
@@ -231,14 +385,15 @@ struct Done {
 /// instead of looping (a bundle that crashes its node must not crash every node in turn).
 pub const MAX_CLAIMS: u32 = 3;
 
-/// Runs a job's execution (`None`: it could not start; it stays queued).
-async fn execute(shared: &Shared, job: &Job) -> Option<Done> {
+/// Runs a job's execution (`None`: it could not start; it stays queued). A trigger job's
+/// payload moves into the execution record.
+async fn execute(shared: &Shared, job: &mut Job) -> Option<Done> {
     let scenario = shared.scenarios.get(&job.scenario).cloned();
     let mut resumed: Option<IncompleteRow> = None;
     let record = match (&scenario, job.kind) {
         _ if job.attempts > MAX_CLAIMS => failed_record(
             &job.scenario,
-            job.payload.clone(),
+            std::mem::take(&mut job.payload),
             format!(
                 "the bundle was claimed {} times and its worker stopped each time before finishing; it is failed instead of retried again",
                 job.attempts - 1
@@ -246,13 +401,17 @@ async fn execute(shared: &Shared, job: &Job) -> Option<Done> {
         ),
         (None, _) => failed_record(
             &job.scenario,
-            job.payload.clone(),
+            std::mem::take(&mut job.payload),
             format!(
                 "scenario `{}` is not loaded; the queued bundle cannot run",
                 job.scenario
             ),
         ),
-        (Some(s), JobKind::Trigger) => Executor::new(s).run(job.payload.clone()).await,
+        (Some(s), JobKind::Trigger) => {
+            Executor::new(s)
+                .run(std::mem::take(&mut job.payload))
+                .await
+        }
         (Some(s), JobKind::Resume) => {
             let id = job
                 .payload

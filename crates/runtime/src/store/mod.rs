@@ -160,6 +160,10 @@ pub struct NewJob {
     pub dedup_key: Option<String>,
     /// Run this scenario's jobs one at a time, in order.
     pub sequential: bool,
+    /// Queue it already claimed by this node under a lease this long (its first attempt):
+    /// the node runs it straight from memory, without a claim (see `worker`). `None`: any
+    /// node claims it.
+    pub lease: Option<Duration>,
 }
 
 /// The result of queueing.
@@ -257,7 +261,7 @@ pub struct IncompleteRow {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Queues a job durably; returns once it is committed.
-    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
+    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError>;
     /// Claims up to `max` runnable jobs under a lease.
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
     /// Records a finished execution and removes its job, in one transaction; stores the

@@ -71,7 +71,8 @@ const LOCK_SPACE: i32 = 0x7765_6674;
 /// Dedup keys older than this are forgotten by `prune_executions` (as in SQLite).
 const DEDUP_DAYS: i32 = 7;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE queue (
     id BIGSERIAL PRIMARY KEY,
     scenario TEXT NOT NULL,
@@ -136,23 +137,42 @@ CREATE TABLE registrations (
     data TEXT NOT NULL,
     PRIMARY KEY (scenario, module_id)
 );
-"#];
+"#,
+    r#"
+-- Rows queued already claimed by the node that received them (run from its memory) are no
+-- work for the other nodes: notify only when a statement queued a row nobody holds.
+CREATE OR REPLACE FUNCTION weft_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM queued WHERE lease_until IS NULL) THEN
+        PERFORM pg_notify('weft_queue', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER queue_notify ON queue;
+CREATE TRIGGER queue_notify AFTER INSERT ON queue REFERENCING NEW TABLE AS queued
+    FOR EACH STATEMENT EXECUTE FUNCTION weft_queue_notify();
+"#,
+];
 
 /// Writes a batch of jobs: dedup keys and queue rows in one statement (one implicit
-/// transaction, one round trip). Ids are drawn in arrival order (`ord`), so a sequential
+/// transaction, one round trip). A row with a lease (`$6`, seconds) is queued already claimed
+/// by the node that received it (its first attempt). Ids are drawn in arrival order (`ord`), so a sequential
 /// scenario runs its jobs in the order they came; answers `(ord, id)` for each row queued.
 const ENQUEUE_BATCH: &str = "
 WITH input AS MATERIALIZED (
     SELECT nextval('queue_id_seq') AS id, t.*
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) WITH ORDINALITY
-        AS t(scenario, kind, payload, dedup_key, sequential, ord)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::float8[])
+        WITH ORDINALITY AS t(scenario, kind, payload, dedup_key, sequential, lease, ord)
     ORDER BY t.ord
 ), fresh AS (
     INSERT INTO dedup (key) SELECT dedup_key FROM input WHERE dedup_key IS NOT NULL
     ON CONFLICT DO NOTHING RETURNING key
 ), inserted AS (
-    INSERT INTO queue (id, scenario, kind, payload, dedup_key, sequential)
-    SELECT id, scenario, kind, payload, dedup_key, sequential FROM input
+    INSERT INTO queue (id, scenario, kind, payload, dedup_key, sequential, lease_until, attempts)
+    SELECT id, scenario, kind, payload, dedup_key, sequential,
+        now() + make_interval(secs => lease), CASE WHEN lease IS NULL THEN 0 ELSE 1 END
+    FROM input
     WHERE dedup_key IS NULL OR dedup_key IN (SELECT key FROM fresh)
     ORDER BY id
     ON CONFLICT DO NOTHING RETURNING id
@@ -238,6 +258,7 @@ struct Pending {
     payload: String,
     dedup_key: Option<String>,
     sequential: bool,
+    lease: Option<f64>,
     reply: oneshot::Sender<Result<Enqueued, StoreError>>,
 }
 
@@ -604,7 +625,9 @@ async fn write_batch(pool: &Pool, rows: &[&Pending]) -> Result<Vec<Option<i64>>,
     let payloads: Vec<&str> = rows.iter().map(|p| p.payload.as_str()).collect();
     let keys: Vec<Option<&str>> = rows.iter().map(|p| p.dedup_key.as_deref()).collect();
     let sequential: Vec<bool> = rows.iter().map(|p| p.sequential).collect();
-    let params: [&(dyn ToSql + Sync); 5] = [&scenarios, &kinds, &payloads, &keys, &sequential];
+    let leases: Vec<Option<f64>> = rows.iter().map(|p| p.lease).collect();
+    let params: [&(dyn ToSql + Sync); 6] =
+        [&scenarios, &kinds, &payloads, &keys, &sequential, &leases];
     let answer = query_batch(pool, ENQUEUE_BATCH, &params, rows.len()).await?;
     let mut ids = vec![None; rows.len()];
     for row in &answer {
@@ -814,15 +837,16 @@ fn to_job(row: &Row) -> Result<Job, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
         let payload = to_json(&job.payload)?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            scenario: job.scenario,
+            scenario: job.scenario.clone(),
             kind: job.kind,
             payload,
-            dedup_key: job.dedup_key,
+            dedup_key: job.dedup_key.clone(),
             sequential: job.sequential,
+            lease: job.lease.map(lease_secs),
             reply,
         };
         self.pending

@@ -6,7 +6,8 @@
 //! commit) while each is acknowledged only after it is durable.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,9 +23,21 @@ use super::{
 
 /// Most operations committed in one transaction.
 const MAX_GROUP: usize = 512;
+/// WAL frames (4 KiB pages) past which the writer finishes a checkpoint itself (see
+/// [`writer_loop`]): the WAL file then stays near 64 MiB however long the load lasts.
+const WAL_RESET_FRAMES: u32 = 16_384;
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// An operation for the storage thread.
+struct Op {
+    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+    /// Run inside its own savepoint, so that a failure part-way rolls back only its own
+    /// writes. Operations whose writes are one statement (atomic by itself), or whose partial
+    /// failure leaves nothing wrong, skip it: a savepoint copies every page the operation
+    /// touches into the statement journal.
+    savepoint: bool,
+}
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -113,8 +126,24 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+/// The storage thread: group commits, and the WAL kept from growing.
+///
+/// The checkpoint thread copies the WAL back into the database without blocking anyone, but
+/// under constant writes it never catches up with the last frame, and SQLite starts the WAL
+/// file over only once every frame is copied: the file would grow for as long as the load
+/// lasts. So when the checkpoint thread reports more than [`WAL_RESET_FRAMES`] frames, the
+/// writer runs one checkpoint itself between two groups (nothing is written meanwhile, so it
+/// copies the last frames — those since the checkpoint thread's last pass — and completes),
+/// and its next transaction writes the WAL from the start again, over blocks already on disk.
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &AtomicU32) {
     while let Ok(first) = rx.recv() {
+        if wal_frames.load(Ordering::Relaxed) > WAL_RESET_FRAMES {
+            match checkpoint(&conn) {
+                Ok((false, log, done)) if log == done => wal_frames.store(0, Ordering::Relaxed),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(message = "WAL checkpoint failed.", error = %e),
+            }
+        }
         let mut ops = vec![first];
         while ops.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -132,10 +161,14 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
         };
         let mut replies = Vec::with_capacity(ops.len());
         for op in ops {
+            if !op.savepoint {
+                replies.push((op.run)(&tx));
+                continue;
+            }
             if exec(&tx, "SAVEPOINT op", []).is_err() {
                 continue;
             }
-            replies.push(op(&tx));
+            replies.push((op.run)(&tx));
             // An op that failed rolled its own savepoint back (see `call`).
             let _ = exec(&tx, "RELEASE op", []);
         }
@@ -146,12 +179,25 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>) {
     }
 }
 
-/// Copies the WAL back into the database every 250 ms (passive: never blocks the writer),
-/// until the store is dropped.
-fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+/// A passive checkpoint (never waits for, nor blocks, the writer): whether another
+/// checkpoint was running, the WAL's frames, and how many are copied into the database.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(bool, u32, u32)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)? != 0,
+            u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+        ))
+    })
+}
+
+/// Copies the WAL back into the database every 250 ms until the store is dropped, and
+/// tells the writer how long the WAL is.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal_frames: &AtomicU32) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(Duration::from_millis(250)) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(message = "WAL checkpoint failed.", error = %e);
+        match checkpoint(conn) {
+            Ok((_, log, _)) => wal_frames.store(log, Ordering::Relaxed),
+            Err(e) => tracing::warn!(message = "WAL checkpoint failed.", error = %e),
         }
     }
 }
@@ -161,22 +207,25 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).map_err(db_err)?;
         migrate(&mut conn).map_err(db_err)?;
-        // Checkpoints run on their own thread and connection, not inside the writer's commits.
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+        // Checkpoints run on their own thread and connection, not inside the writer's commits;
+        // a WAL file larger than 64 MiB is cut back when it starts over.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864")
             .map_err(db_err)?;
         let checkpoints = Connection::open(path).map_err(db_err)?;
         checkpoints
             .execute_batch("PRAGMA busy_timeout=5000")
             .map_err(db_err)?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let wal_frames = Arc::new(AtomicU32::new(0));
+        let frames = wal_frames.clone();
         std::thread::Builder::new()
             .name("weft-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpoints, &stopped))
+            .spawn(move || checkpoint_loop(&checkpoints, &stopped, &frames))
             .map_err(db_err)?;
         let (tx, rx) = mpsc::channel::<Op>();
         std::thread::Builder::new()
             .name("weft-sqlite".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &wal_frames))
             .map_err(db_err)?;
         Ok(SqliteStore {
             tx,
@@ -184,17 +233,26 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on the storage thread inside the current group's transaction and returns its
-    /// result once the transaction is committed.
+    /// Runs `f` on the storage thread inside its own savepoint of the current group's
+    /// transaction and returns its result once the transaction is committed.
     async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.call_with(true, f).await
+    }
+
+    /// Like [`Self::call`]; without a savepoint when `savepoint` is false (see [`Op`]).
+    async fn call_with<R, F>(&self, savepoint: bool, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
-        let op: Op = Box::new(move |conn: &Connection| {
+        let run = Box::new(move |conn: &Connection| -> Reply {
             let result = f(conn);
-            if result.is_err() {
+            if result.is_err() && savepoint {
                 let _ = exec(conn, "ROLLBACK TO op", []);
             }
             Box::new(move |commit: Result<(), String>| {
@@ -205,7 +263,9 @@ impl SqliteStore {
                 let _ = tx.send(out);
             })
         });
-        self.tx.send(op).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(Op { run, savepoint })
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -253,21 +313,34 @@ fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::R
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
         let payload = to_json(&job.payload)?;
-        self.call(move |c| {
+        let (scenario, kind, dedup_key, sequential) = (
+            job.scenario.clone(),
+            job.kind.as_str(),
+            job.dedup_key.clone(),
+            job.sequential,
+        );
+        let lease_ms = job
+            .lease
+            .map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX / 2));
+        // Without a dedup key the job is one INSERT: no savepoint needed.
+        self.call_with(dedup_key.is_some(), move |c| {
             let now = now_ms();
-            if let Some(key) = &job.dedup_key {
-                let fresh = c
-                    .execute("INSERT OR IGNORE INTO dedup (key, seen_at) VALUES (?1, ?2)", params![key, now])
+            if let Some(key) = &dedup_key {
+                let fresh = exec(c, "INSERT OR IGNORE INTO dedup (key, seen_at) VALUES (?1, ?2)", params![key, now])
                     .map_err(db_err)?;
                 if fresh == 0 {
                     return Ok(Enqueued::Duplicate);
                 }
             }
+            let (lease_until, attempts) = match lease_ms {
+                Some(ms) => (Some(now + ms), 1),
+                None => (None, 0),
+            };
             exec(c,
-                "INSERT INTO queue (scenario, kind, payload, dedup_key, sequential, enqueued_at, available_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![job.scenario, job.kind.as_str(), payload, job.dedup_key, job.sequential, now],
+                "INSERT INTO queue (scenario, kind, payload, dedup_key, sequential, enqueued_at, available_at, lease_until, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+                params![scenario, kind, payload, dedup_key, sequential, now, lease_until, attempts],
             )
             .map_err(db_err)?;
             Ok(Enqueued::Queued(c.last_insert_rowid()))
@@ -347,7 +420,11 @@ impl Store for SqliteStore {
                 })
                 .collect::<Result<_, StoreError>>()?
         };
-        self.call(move |c| {
+        // A plain completion is an INSERT then a DELETE: should the DELETE fail after the
+        // INSERT, the job stays queued and runs again (at-least-once), nothing is lost; with
+        // incomplete entries to keep consistent, it runs in a savepoint.
+        let savepoint = resumed_id.is_some() || !incomplete.is_empty();
+        self.call_with(savepoint, move |c| {
             let (id, scenario, status, operations, duration_ms, started_at) = &row;
             exec(
                 c,
