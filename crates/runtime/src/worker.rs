@@ -441,7 +441,7 @@ async fn execute(shared: &Shared, job: &mut Job) -> Option<Done> {
     Some(Done { record, resumed })
 }
 
-/// Records a finished execution and removes its job, then tells whoever waits for it.
+/// Tells whoever waits for a finished execution's response, then records it and removes its job.
 async fn record(shared: &Shared, job: &Job, done: Done) {
     let Done { record, resumed } = done;
     for step in &record.steps {
@@ -457,6 +457,24 @@ async fn record(shared: &Shared, job: &Job, done: Done) {
         }
         _ => {
             tracing::info!(message = "Execution finished.", scenario = %record.scenario, execution_id = %record.id, status = %record.status, operations = record.operations);
+        }
+    }
+    // The hook's caller gets its answer now: it need not wait for the record's commit (as in
+    // Make, the response goes out when `webhook.respond` has run).
+    if let Ok(mut waiters) = shared.waiters.lock() {
+        match waiters.remove(&job.id) {
+            Some(Waiter::Waiting(tx)) => {
+                let _ = tx.send(record.response.clone());
+            }
+            // The hook handler has not started waiting yet: leave the answer for it.
+            // (Bounded: a job requeued after a restart has no caller left to collect it.)
+            _ if record.response.is_some()
+                && job.kind == JobKind::Trigger
+                && waiters.len() < 10_000 =>
+            {
+                waiters.insert(job.id, Waiter::Done(record.response.clone()));
+            }
+            _ => {}
         }
     }
     // Keep trying while the lease (renewed by the heartbeat) still holds: a database that comes
@@ -483,22 +501,6 @@ async fn record(shared: &Shared, job: &Job, done: Done) {
         .execution(&record.scenario, record.status.name(), record.operations);
     shared.metrics.dequeued();
     shared.completed.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut waiters) = shared.waiters.lock() {
-        match waiters.remove(&job.id) {
-            Some(Waiter::Waiting(tx)) => {
-                let _ = tx.send(record.response.clone());
-            }
-            // The hook handler has not started waiting yet: leave the answer for it.
-            // (Bounded: a job requeued after a restart has no caller left to collect it.)
-            _ if record.response.is_some()
-                && job.kind == JobKind::Trigger
-                && waiters.len() < 10_000 =>
-            {
-                waiters.insert(job.id, Waiter::Done(record.response.clone()));
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -26,6 +26,10 @@ const MAX_GROUP: usize = 512;
 /// WAL frames (4 KiB pages) past which the writer finishes a checkpoint itself (see
 /// [`writer_loop`]): the WAL file then stays near 64 MiB however long the load lasts.
 const WAL_RESET_FRAMES: u32 = 16_384;
+/// Longest a deferred operation waits for its group.
+const LATER_WAIT: Duration = Duration::from_millis(10);
+/// Deferred operations that make a group due at once.
+const LATER_MAX: usize = 256;
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
@@ -37,6 +41,8 @@ struct Op {
     /// failure leaves nothing wrong, skip it: a savepoint copies every page the operation
     /// touches into the statement journal.
     savepoint: bool,
+    /// May wait (up to [`LATER_WAIT`]) to be committed with others: see [`writer_loop`].
+    deferred: bool,
 }
 
 /// SQLite-backed [`Store`].
@@ -135,20 +141,57 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// writer runs one checkpoint itself between two groups (nothing is written meanwhile, so it
 /// copies the last frames — those since the checkpoint thread's last pass — and completes),
 /// and its next transaction writes the WAL from the start again, over blocks already on disk.
+///
+/// Recording a finished execution is deferred: it waits up to [`LATER_WAIT`] (or until
+/// [`LATER_MAX`] wait) to be committed together. Its worker is free meanwhile, and fewer,
+/// larger groups of records write fewer pages (each commit rewrites the last, partly filled
+/// page of every table and index it touches), while webhooks and claims still commit at once.
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &AtomicU32) {
-    while let Ok(first) = rx.recv() {
+    // Deferred operations (recording finished executions) wait for a group that is due.
+    let mut later: Vec<Op> = Vec::new();
+    let mut later_since = Instant::now();
+    let mut open = true;
+    while open || !later.is_empty() {
+        let first = if later.is_empty() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(LATER_WAIT.saturating_sub(later_since.elapsed())) {
+                Ok(op) => Some(op),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            }
+        };
+        if first.is_none() && later.is_empty() {
+            break;
+        }
+        let mut ops = Vec::new();
+        for op in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_GROUP))
+        {
+            if op.deferred && later.len() < MAX_GROUP {
+                if later.is_empty() {
+                    later_since = Instant::now();
+                }
+                later.push(op);
+            } else {
+                ops.push(op);
+            }
+        }
+        if !open || later.len() >= LATER_MAX || later_since.elapsed() >= LATER_WAIT {
+            ops.append(&mut later);
+        }
+        if ops.is_empty() {
+            continue;
+        }
         if wal_frames.load(Ordering::Relaxed) > WAL_RESET_FRAMES {
             match checkpoint(&conn) {
                 Ok((false, log, done)) if log == done => wal_frames.store(0, Ordering::Relaxed),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(message = "WAL checkpoint failed.", error = %e),
-            }
-        }
-        let mut ops = vec![first];
-        while ops.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(op) => ops.push(op),
-                Err(_) => break,
             }
         }
         let tx = match conn.transaction() {
@@ -240,11 +283,12 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.call_with(true, f).await
+        self.call_with(true, false, f).await
     }
 
-    /// Like [`Self::call`]; without a savepoint when `savepoint` is false (see [`Op`]).
-    async fn call_with<R, F>(&self, savepoint: bool, f: F) -> Result<R, StoreError>
+    /// Like [`Self::call`]; without a savepoint when `savepoint` is false, and allowed to wait
+    /// for a later group when `deferred` (see [`Op`]).
+    async fn call_with<R, F>(&self, savepoint: bool, deferred: bool, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -264,7 +308,11 @@ impl SqliteStore {
             })
         });
         self.tx
-            .send(Op { run, savepoint })
+            .send(Op {
+                run,
+                savepoint,
+                deferred,
+            })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -325,7 +373,7 @@ impl Store for SqliteStore {
             .lease
             .map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX / 2));
         // Without a dedup key the job is one INSERT: no savepoint needed.
-        self.call_with(dedup_key.is_some(), move |c| {
+        self.call_with(dedup_key.is_some(), false, move |c| {
             let now = now_ms();
             if let Some(key) = &dedup_key {
                 let fresh = exec(c, "INSERT OR IGNORE INTO dedup (key, seen_at) VALUES (?1, ?2)", params![key, now])
@@ -424,7 +472,7 @@ impl Store for SqliteStore {
         // INSERT, the job stays queued and runs again (at-least-once), nothing is lost; with
         // incomplete entries to keep consistent, it runs in a savepoint.
         let savepoint = resumed_id.is_some() || !incomplete.is_empty();
-        self.call_with(savepoint, move |c| {
+        self.call_with(savepoint, true, move |c| {
             let (id, scenario, status, operations, duration_ms, started_at) = &row;
             exec(
                 c,
