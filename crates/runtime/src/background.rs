@@ -84,7 +84,7 @@ async fn schedule(shared: Arc<Shared>, scenario: String, spec: ScheduleSpec) {
             sequential: true,
             lease: None,
         };
-        match shared.store.enqueue(&job).await {
+        match shared.store.enqueue(job, None).await {
             Ok(Enqueued::Queued(_)) => {
                 shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
                 shared.work_queued();

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
 use crate::server::{Shared, Waiter};
-use crate::store::{Enqueued, Job, JobKind, NewJob};
+use crate::store::{Enqueued, Job, JobKind, NewJob, OnQueued};
 
 /// How long a hook whose scenario has `webhook.respond` waits for the execution's response.
 const RESPOND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -184,26 +184,30 @@ async fn hook(
     let sequential = scenario.settings.sequential;
     // Hand the job straight to this node's workers when they have room (a sequential
     // scenario's jobs go through the queue's ordering instead).
-    let handed = !sequential && shared.handoff.reserve();
+    let place = if sequential {
+        None
+    } else {
+        shared.handoff.reserve()
+    };
     let job = NewJob {
         scenario: scenario.name.clone(),
         kind: JobKind::Trigger,
         payload,
         dedup_key,
         sequential,
-        lease: handed.then_some(shared.config.lease),
+        lease: place.as_ref().map(|_| shared.config.lease),
     };
     let waits_for_response = scenario
         .graph
         .graph
         .node_weights()
         .any(|n| n.module.spec().id == "webhook.respond");
-    // On its own task: a caller hanging up must not stop a job between its commit and its
-    // handover (it would wait for its lease to expire).
-    let queued = tokio::spawn(queue(shared.clone(), job, handed))
-        .await
-        .unwrap_or_else(|e| Err(crate::store::StoreError::Database(e.to_string())));
-    match queued {
+    // Runs right after the commit, even if the caller has hung up meanwhile.
+    let then: OnQueued = {
+        let shared = shared.clone();
+        Box::new(move |job: Job| queued(&shared, job, place))
+    };
+    match shared.store.enqueue(job, Some(then)).await {
         Ok(Enqueued::Queued(id)) => {
             let waiter = if waits_for_response {
                 let (tx, rx) = oneshot::channel();
@@ -257,40 +261,19 @@ async fn hook(
     }
 }
 
-/// Queues a webhook's job; a job queued claimed by this node (`handed`) goes to its workers.
-async fn queue(
-    shared: Arc<Shared>,
-    job: NewJob,
-    handed: bool,
-) -> Result<Enqueued, crate::store::StoreError> {
-    let result = shared.store.enqueue(&job).await;
-    match (&result, handed) {
-        (Ok(Enqueued::Queued(id)), _) => {
-            // Counted before a worker can finish it (and count it out).
-            shared
-                .metrics
-                .webhooks_received
-                .fetch_add(1, Ordering::Relaxed);
-            shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-            if !handed {
-                shared.work_queued();
-            } else if let Err(job) = shared.handoff.send(Job {
-                id: *id,
-                scenario: job.scenario,
-                kind: job.kind,
-                payload: job.payload,
-                attempts: 1,
-            }) {
-                // The workers are gone (shutting down): give the job back to the queue.
-                if let Err(e) = shared.store.release(vec![job.id]).await {
-                    tracing::warn!(message = "Cannot give back a job; it runs after its lease.", error = %e);
-                }
-            }
-        }
-        (_, true) => shared.handoff.cancel(),
-        _ => {}
+/// A webhook's job is committed: count it, and hand it to this node's workers when it was
+/// queued under this node's lease (`place`), or wake the claimers.
+fn queued(shared: &Arc<Shared>, job: Job, place: Option<tokio::sync::OwnedSemaphorePermit>) {
+    // Counted before a worker can finish it (and count it out).
+    shared
+        .metrics
+        .webhooks_received
+        .fetch_add(1, Ordering::Relaxed);
+    shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+    match place {
+        Some(place) => crate::worker::Handoff::take(shared, job, place),
+        None => shared.work_queued(),
     }
-    result
 }
 
 /// The response set by `webhook.respond`.

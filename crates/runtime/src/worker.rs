@@ -49,7 +49,7 @@ fn backoff(failures: u32) -> Duration {
 pub(crate) struct Handoff {
     /// Free places among the jobs this node holds but does not run yet (handed over or
     /// claimed); a job gives its place back when it gets a worker slot.
-    places: Semaphore,
+    places: Arc<Semaphore>,
     /// Work may be queued that no node holds. The intake then queues for claiming instead of
     /// handing over, so that new webhooks do not overtake older ones; the dispatcher clears
     /// it when a claim finds the queue drained.
@@ -63,7 +63,7 @@ impl Handoff {
     pub fn new(capacity: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Handoff {
-            places: Semaphore::new(capacity.max(1)),
+            places: Arc::new(Semaphore::new(capacity.max(1))),
             // Until the first claim: jobs a previous process left are queued.
             unclaimed: AtomicBool::new(true),
             tx,
@@ -71,35 +71,68 @@ impl Handoff {
         }
     }
 
-    /// Reserves a place for a job the intake is about to queue claimed by this node;
-    /// `false`: queue it for claiming instead.
-    pub fn reserve(&self) -> bool {
+    /// Reserves a place for a job the intake is about to queue claimed by this node (the place
+    /// goes back if the permit is dropped unused); `None`: queue it for claiming instead.
+    pub fn reserve(&self) -> Option<OwnedSemaphorePermit> {
         if self.unclaimed.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
-        match self.places.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                true
+        self.places.clone().try_acquire_owned().ok()
+    }
+
+    /// Takes a job queued claimed by this node (with its reserved place) to a worker: at once
+    /// when a worker slot is free, otherwise through the dispatcher's waiting jobs. Called by
+    /// the store right after the commit, possibly on its own thread.
+    pub fn take(shared: &Arc<Shared>, job: Job, place: OwnedSemaphorePermit) {
+        // The place is accounted by hand from here: given back when the job starts.
+        place.forget();
+        shared
+            .metrics
+            .jobs_handed_off
+            .fetch_add(1, Ordering::Relaxed);
+        hold(shared, &job);
+        match shared.workers.slots.clone().try_acquire_owned() {
+            Ok(permit) => start(shared, job, permit),
+            Err(_) => {
+                if let Err(e) = shared.handoff.tx.send(job) {
+                    // The dispatcher is gone (shutting down): the job stays queued under its
+                    // lease and runs after it (or at the next start).
+                    let job = e.0;
+                    forget(shared, job.id);
+                }
             }
-            Err(_) => false,
         }
-    }
-
-    /// Gives back a place reserved for a job that was not queued after all.
-    pub fn cancel(&self) {
-        self.places.add_permits(1);
-    }
-
-    /// Hands a job queued claimed by this node to its workers; gives it back when the
-    /// workers are gone (shutting down).
-    pub fn send(&self, job: Job) -> Result<(), Job> {
-        self.tx.send(job).map_err(|e| e.0)
     }
 
     /// Work was queued that no node holds (see [`Shared::work_queued`]).
     pub fn mark_unclaimed(&self) {
         self.unclaimed.store(true, Ordering::Release);
+    }
+}
+
+/// This node's worker pool.
+pub(crate) struct Workers {
+    /// One permit per execution running.
+    slots: Arc<Semaphore>,
+    /// Recording an execution (waiting for its commit) does not hold a worker slot: the slot
+    /// goes back as soon as the execution returns, so commits overlap the next executions.
+    recording: Arc<Semaphore>,
+    /// Every job this node holds under a lease, waiting or running: the heartbeat renews them.
+    held: Arc<Mutex<HashSet<i64>>>,
+    /// Where executions run (jobs may be handed over from a storage thread).
+    runtime: tokio::runtime::Handle,
+}
+
+impl Workers {
+    /// A pool of `workers` slots on the current runtime.
+    pub fn new(workers: usize) -> Self {
+        let workers = workers.max(1);
+        Workers {
+            slots: Arc::new(Semaphore::new(workers)),
+            recording: Arc::new(Semaphore::new(RECORDING_PER_WORKER * workers)),
+            held: Arc::new(Mutex::new(HashSet::new())),
+            runtime: tokio::runtime::Handle::current(),
+        }
     }
 }
 
@@ -112,12 +145,9 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
         return;
     };
     let workers = shared.config.workers.max(1);
-    let slots = Arc::new(Semaphore::new(workers));
-    // Recording an execution (waiting for its commit) does not hold a worker slot: the slot
-    // goes back as soon as the execution returns, so commits overlap the next executions.
-    let recording = Arc::new(Semaphore::new(RECORDING_PER_WORKER * workers));
-    // Every job this node holds under a lease, waiting or running: the heartbeat renews them.
-    let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let slots = shared.workers.slots.clone();
+    let recording = shared.workers.recording.clone();
+    let held = shared.workers.held.clone();
     let heartbeat = tokio::spawn(heartbeat(shared.clone(), held.clone()));
     let mut stop = shared.stopping.subscribe();
     let mut ready: VecDeque<Job> = VecDeque::new();
@@ -134,11 +164,6 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
             break;
         }
         while let Ok(job) = handed.try_recv() {
-            shared
-                .metrics
-                .jobs_handed_off
-                .fetch_add(1, Ordering::Relaxed);
-            hold(&shared, &held, &job);
             ready.push_back(job);
         }
         while !ready.is_empty() {
@@ -146,7 +171,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                 break;
             };
             if let Some(job) = ready.pop_front() {
-                start(&shared, &held, &recording, job, permit);
+                start(&shared, job, permit);
             }
         }
         // Claim when the store may hold work and there is room for a batch worth a round
@@ -169,16 +194,10 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
             }
         }
         tokio::select! {
-            job = handed.recv() => {
-                if let Some(job) = job {
-                    shared.metrics.jobs_handed_off.fetch_add(1, Ordering::Relaxed);
-                    hold(&shared, &held, &job);
-                    ready.push_back(job);
-                }
-            }
+            job = handed.recv() => ready.extend(job),
             permit = slots.clone().acquire_owned(), if !ready.is_empty() => {
                 if let (Ok(permit), Some(job)) = (permit, ready.pop_front()) {
-                    start(&shared, &held, &recording, job, permit);
+                    start(&shared, job, permit);
                 }
             }
             (asked, started, result) = claim_result(&mut claiming), if claiming.is_some() => {
@@ -199,7 +218,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                             shared.handoff.mark_unclaimed();
                         }
                         for job in jobs {
-                            hold(&shared, &held, &job);
+                            hold(&shared, &job);
                             ready.push_back(job);
                         }
                     }
@@ -245,10 +264,8 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     }
     if !ready.is_empty() {
         let ids: Vec<i64> = ready.iter().map(|j| j.id).collect();
-        if let Ok(mut h) = held.lock() {
-            for id in &ids {
-                h.remove(id);
-            }
+        for id in &ids {
+            forget(&shared, *id);
         }
         if let Err(e) = shared.store.release(ids).await {
             tracing::error!(message = "Cannot give back waiting jobs; they run again after their lease.", error = %e);
@@ -288,8 +305,8 @@ async fn claim_result(claim: &mut Option<Claim>) -> (usize, Instant, Result<Vec<
 }
 
 /// Counts a job among those this node holds under a lease.
-fn hold(shared: &Shared, held: &Mutex<HashSet<i64>>, job: &Job) {
-    if let Ok(mut h) = held.lock() {
+fn hold(shared: &Shared, job: &Job) {
+    if let Ok(mut h) = shared.workers.held.lock() {
         h.insert(job.id);
         shared
             .metrics
@@ -298,20 +315,24 @@ fn hold(shared: &Shared, held: &Mutex<HashSet<i64>>, job: &Job) {
     }
 }
 
+/// No longer counts a job among those this node holds.
+fn forget(shared: &Shared, id: i64) {
+    if let Ok(mut h) = shared.workers.held.lock() {
+        h.remove(&id);
+        shared
+            .metrics
+            .leases_held
+            .store(h.len() as u64, Ordering::Relaxed);
+    }
+}
+
 /// Runs a held job on its own task with the worker slot `permit`.
-fn start(
-    shared: &Arc<Shared>,
-    held: &Arc<Mutex<HashSet<i64>>>,
-    recording: &Arc<Semaphore>,
-    job: Job,
-    permit: OwnedSemaphorePermit,
-) {
+fn start(shared: &Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
     // The job leaves the waiting jobs: its place is free for another.
     shared.handoff.places.add_permits(1);
     let shared = shared.clone();
-    let held = held.clone();
-    let recording = recording.clone();
-    tokio::spawn(async move {
+    let recording = shared.workers.recording.clone();
+    shared.workers.runtime.clone().spawn(async move {
         let mut job = job;
         let id = job.id;
         if let Some(done) = execute(&shared, &mut job).await {
@@ -325,13 +346,7 @@ fn start(
         } else {
             drop(permit);
         }
-        if let Ok(mut h) = held.lock() {
-            h.remove(&id);
-            shared
-                .metrics
-                .leases_held
-                .store(h.len() as u64, Ordering::Relaxed);
-        }
+        forget(&shared, id);
     });
 }
 
@@ -354,7 +369,7 @@ async fn heartbeat(shared: Arc<Shared>, held: Arc<Mutex<HashSet<i64>>>) {
 
 fn failed_record(scenario: &str, payload: Value, message: String) -> ExecutionRecord {
     ExecutionRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: weft_engine::exec::new_id(),
         scenario: scenario.to_owned(),
         status: Status::Error,
         operations: 0,

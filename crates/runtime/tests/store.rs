@@ -65,10 +65,10 @@ fn incomplete(retries: u32, interval_secs: u64) -> Incomplete {
 const LEASE: Duration = Duration::from_secs(30);
 
 async fn queue_claim_complete(store: Arc<dyn Store>) {
-    let Enqueued::Queued(a) = store.enqueue(&job("s", 1)).await.unwrap() else {
+    let Enqueued::Queued(a) = store.enqueue(job("s", 1), None).await.unwrap() else {
         panic!("not queued")
     };
-    store.enqueue(&job("s", 2)).await.unwrap();
+    store.enqueue(job("s", 2), None).await.unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 2);
     let claimed = store.claim(10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 2);
@@ -97,7 +97,7 @@ async fn queue_claim_complete(store: Arc<dyn Store>) {
 }
 
 async fn expired_leases_are_reclaimed(store: Arc<dyn Store>) {
-    store.enqueue(&job("s", 1)).await.unwrap();
+    store.enqueue(job("s", 1), None).await.unwrap();
     let first = store.claim(1, Duration::from_millis(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = store.claim(1, LEASE).await.unwrap();
@@ -117,10 +117,16 @@ async fn expired_leases_are_reclaimed(store: Arc<dyn Store>) {
 async fn jobs_queued_under_a_lease_are_not_claimed_until_it_expires(store: Arc<dyn Store>) {
     let mut held = job("s", 1);
     held.lease = Some(Duration::from_millis(300));
-    let Enqueued::Queued(id) = store.enqueue(&held).await.unwrap() else {
+    // The store hands the committed job back, payload included, before `enqueue` returns.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let then: weft_runtime::store::OnQueued = Box::new(move |j| tx.send(j).unwrap());
+    let Enqueued::Queued(id) = store.enqueue(held, Some(then)).await.unwrap() else {
         panic!("not queued")
     };
-    store.enqueue(&job("s", 2)).await.unwrap();
+    let handed = rx.try_recv().expect("`then` ran before enqueue returned");
+    assert_eq!((handed.id, handed.attempts), (id, 1));
+    assert_eq!(handed.payload, json!({"n": 1}));
+    store.enqueue(job("s", 2), None).await.unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 2);
     let claimed = store.claim(10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1, "only the job nobody holds");
@@ -140,17 +146,24 @@ async fn dedup_keys_queue_once(store: Arc<dyn Store>) {
     let mut j = job("s", 1);
     j.dedup_key = Some("s:uuid-1".into());
     assert!(matches!(
-        store.enqueue(&j).await.unwrap(),
+        store.enqueue(j.clone(), None).await.unwrap(),
         Enqueued::Queued(_)
     ));
-    assert_eq!(store.enqueue(&j).await.unwrap(), Enqueued::Duplicate);
+    let never: weft_runtime::store::OnQueued = Box::new(|j| panic!("duplicate handed back: {j:?}"));
+    assert_eq!(
+        store.enqueue(j.clone(), Some(never)).await.unwrap(),
+        Enqueued::Duplicate
+    );
     // Still a duplicate after the first one ran.
     let c = store.claim(1, LEASE).await.unwrap();
     store
         .complete(&c[0], &record("d1", "s", Status::Success, vec![]), None)
         .await
         .unwrap();
-    assert_eq!(store.enqueue(&j).await.unwrap(), Enqueued::Duplicate);
+    assert_eq!(
+        store.enqueue(j.clone(), None).await.unwrap(),
+        Enqueued::Duplicate
+    );
     assert_eq!(store.queue_depth().await.unwrap(), 0);
 }
 
@@ -158,9 +171,9 @@ async fn sequential_scenarios_run_in_order_one_at_a_time(store: Arc<dyn Store>) 
     for n in 0..3 {
         let mut j = job("seq", n);
         j.sequential = true;
-        store.enqueue(&j).await.unwrap();
+        store.enqueue(j.clone(), None).await.unwrap();
     }
-    store.enqueue(&job("free", 9)).await.unwrap();
+    store.enqueue(job("free", 9), None).await.unwrap();
     let claimed = store.claim(10, LEASE).await.unwrap();
     let seq: Vec<_> = claimed.iter().filter(|j| j.scenario == "seq").collect();
     assert_eq!(seq.len(), 1, "only the oldest job of a sequential scenario");
@@ -179,7 +192,7 @@ async fn sequential_scenarios_run_in_order_one_at_a_time(store: Arc<dyn Store>) 
 }
 
 async fn break_retries_are_scheduled_then_wait_for_manual_retry(store: Arc<dyn Store>) {
-    store.enqueue(&job("b", 1)).await.unwrap();
+    store.enqueue(job("b", 1), None).await.unwrap();
     let c = store.claim(1, LEASE).await.unwrap();
     // One automatic retry, due at once.
     let rec = record("inc-1", "b", Status::Incomplete, vec![incomplete(1, 0)]);
@@ -232,7 +245,7 @@ async fn history_lists_and_filters(store: Arc<dyn Store>) {
     .into_iter()
     .enumerate()
     {
-        store.enqueue(&job(s, 0)).await.unwrap();
+        store.enqueue(job(s, 0), None).await.unwrap();
         let c = store.claim(1, LEASE).await.unwrap();
         store
             .complete(&c[0], &record(&format!("h{i}"), s, status, vec![]), None)
@@ -357,7 +370,7 @@ async fn sqlite_queue_survives_reopen_and_recovers_leases() {
     let path = dir.path().join("weft.db");
     {
         let store = SqliteStore::open(&path).unwrap();
-        store.enqueue(&job("s", 1)).await.unwrap();
+        store.enqueue(job("s", 1), None).await.unwrap();
         let c = store.claim(1, LEASE).await.unwrap();
         assert_eq!(c.len(), 1);
         // dropped while "running": as after a crash
@@ -380,7 +393,9 @@ async fn sqlite_group_commit_answers_every_caller() {
     let mut tasks = Vec::new();
     for n in 0..200 {
         let s = store.clone();
-        tasks.push(tokio::spawn(async move { s.enqueue(&job("g", n)).await }));
+        tasks.push(tokio::spawn(
+            async move { s.enqueue(job("g", n), None).await },
+        ));
     }
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), Enqueued::Queued(_)));
@@ -429,7 +444,7 @@ mod postgres_cluster {
         let a = db.store(false).await;
         let b = db.store(false).await;
         for n in 0..200 {
-            a.enqueue(&job("s", n)).await.unwrap();
+            a.enqueue(job("s", n), None).await.unwrap();
         }
         let claim_all = |store: Arc<dyn Store>| {
             tokio::spawn(async move {
@@ -460,7 +475,9 @@ mod postgres_cluster {
         let mut tasks = Vec::new();
         for n in 0..300 {
             let s = store.clone();
-            tasks.push(tokio::spawn(async move { s.enqueue(&job("g", n)).await }));
+            tasks.push(tokio::spawn(
+                async move { s.enqueue(job("g", n), None).await },
+            ));
         }
         let mut ids = HashSet::new();
         for t in tasks {
@@ -481,7 +498,9 @@ mod postgres_cluster {
             };
             let mut j = job("g", n);
             j.dedup_key = Some("g:same-uuid".into());
-            tasks.push(tokio::spawn(async move { s.enqueue(&j).await }));
+            tasks.push(tokio::spawn(
+                async move { s.enqueue(j.clone(), None).await },
+            ));
         }
         let mut queued = 0;
         for t in tasks {
@@ -503,7 +522,7 @@ mod postgres_cluster {
         for n in 0..3 {
             let mut j = job("seq", n);
             j.sequential = true;
-            a.enqueue(&j).await.unwrap();
+            a.enqueue(j.clone(), None).await.unwrap();
         }
         let first = a.claim(10, LEASE).await.unwrap();
         assert_eq!(first.len(), 1);
@@ -530,7 +549,7 @@ mod postgres_cluster {
             return;
         };
         let a = db.store(false).await;
-        a.enqueue(&job("s", 1)).await.unwrap();
+        a.enqueue(job("s", 1), None).await.unwrap();
         assert_eq!(
             a.claim(1, Duration::from_millis(300)).await.unwrap().len(),
             1
@@ -590,7 +609,7 @@ mod postgres_cluster {
             .await
             .expect("listening");
         let other = db.store(false).await;
-        other.enqueue(&job("s", 1)).await.unwrap();
+        other.enqueue(job("s", 1), None).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), listener.queue_notified())
             .await
             .expect("woken by NOTIFY");
@@ -603,12 +622,12 @@ mod postgres_cluster {
         };
         let store = db.store(true).await;
         for n in 0..20 {
-            store.enqueue(&job("s", n)).await.unwrap();
+            store.enqueue(job("s", n), None).await.unwrap();
         }
         assert!(db.terminate_connections().await > 0);
         // Every operation recovers by itself on new connections.
         for n in 0..20 {
-            store.enqueue(&job("s", n)).await.unwrap();
+            store.enqueue(job("s", n), None).await.unwrap();
         }
         assert_eq!(store.queue_depth().await.unwrap(), 40);
         let claimed = store.claim(64, LEASE).await.unwrap();
@@ -630,7 +649,7 @@ mod postgres_cluster {
         // The listener came back too.
         let other = db.store(false).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        other.enqueue(&job("s", 99)).await.unwrap();
+        other.enqueue(job("s", 99), None).await.unwrap();
         tokio::time::timeout(Duration::from_secs(10), store.queue_notified())
             .await
             .expect("listening again");
@@ -642,7 +661,7 @@ mod postgres_cluster {
             return;
         };
         let store = db.store(false).await;
-        store.enqueue(&job("b", 1)).await.unwrap();
+        store.enqueue(job("b", 1), None).await.unwrap();
         let c = store.claim(1, LEASE).await.unwrap();
         let rec = record("twice", "b", Status::Incomplete, vec![incomplete(0, 0)]);
         store.complete(&c[0], &rec, None).await.unwrap();
@@ -696,7 +715,7 @@ async fn sqlite_wal_stays_bounded_under_constant_writes() {
                     let mut j = job("s", w * 100 + n);
                     j.payload = json!({ "n": n, "blob": big });
                     j.lease = Some(LEASE);
-                    let Enqueued::Queued(id) = store.enqueue(&j).await.unwrap() else {
+                    let Enqueued::Queued(id) = store.enqueue(j.clone(), None).await.unwrap() else {
                         panic!("not queued")
                     };
                     let claimed = weft_runtime::store::Job {

@@ -30,7 +30,7 @@ use crate::module::{ErrorKind, Input, ModuleError, RunContext};
 use crate::scenario::Directive;
 use crate::template::Scope;
 use crate::validate::Scenario;
-pub use record::{ExecutionRecord, Incomplete, Status, Step, StepError};
+pub use record::{new_id, ExecutionRecord, Incomplete, Status, Step, StepError};
 
 /// The HTTP client shared by generic HTTP modules (one connection pool per process).
 pub fn http_client() -> &'static reqwest::Client {
@@ -97,10 +97,7 @@ impl<'s> Executor<'s> {
     fn start(&self) -> Run<'s> {
         Run {
             sc: self.scenario,
-            exec_id: self
-                .id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            exec_id: self.id.clone().unwrap_or_else(new_id),
             steps: Vec::new(),
             operations: 0,
             warnings: Vec::new(),
@@ -225,9 +222,9 @@ impl<'s> Run<'s> {
         };
         match parsed {
             Ok(bundles) => {
-                self.steps.push(step(bundles.clone(), None));
                 let mut scope = Scope::new();
-                self.continue_with(ix, bundles, &mut scope).await
+                self.record_and_continue(step(Vec::new(), None), ix, bundles, &mut scope)
+                    .await
             }
             Err(e) => {
                 let err = StepError::from(&e);
@@ -310,13 +307,32 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    /// Sends each output bundle of `ix` downstream, then lets its aggregators emit.
+    /// Records `step` (its output: `outputs`) and sends each output bundle downstream. The
+    /// bundles move through the scope and back into the step: they are not copied.
+    async fn record_and_continue(
+        &mut self,
+        step: Step,
+        ix: NodeIndex,
+        outputs: Vec<Value>,
+        scope: &mut Scope,
+    ) -> Flow {
+        let at = self.steps.len();
+        self.steps.push(step);
+        let (flow, outputs) = self.continue_with(ix, outputs, scope).await;
+        if let Some(step) = self.steps.get_mut(at) {
+            step.output = outputs;
+        }
+        flow
+    }
+
+    /// Sends each output bundle of `ix` downstream, then lets its aggregators emit; gives the
+    /// bundles back.
     async fn continue_with(
         &mut self,
         ix: NodeIndex,
         outputs: Vec<Value>,
         scope: &mut Scope,
-    ) -> Flow {
+    ) -> (Flow, Vec<Value>) {
         let sc = self.sc;
         let graph = &sc.graph;
         let key = graph.node(ix).id.to_string();
@@ -326,14 +342,17 @@ impl<'s> Run<'s> {
             .map(|a| (*a, self.accumulators.insert(*a, Vec::new())))
             .collect();
         let mut result = Ok(());
-        for out in outputs {
+        let mut back = Vec::with_capacity(outputs.len());
+        let mut outputs = outputs.into_iter();
+        for out in outputs.by_ref() {
             scope.set(&key, out);
             result = self.run_children(ix, scope).await;
+            back.extend(scope.remove(&key));
             if result.is_err() {
                 break;
             }
         }
-        scope.remove(&key);
+        back.extend(outputs);
         for (a, previous) in saved {
             let collected = match previous {
                 Some(p) => self.accumulators.insert(a, p),
@@ -344,7 +363,7 @@ impl<'s> Run<'s> {
                 result = self.emit(a, collected, scope).await;
             }
         }
-        result
+        (result, back)
     }
 
     /// Renders a node's mapped inputs and merges its static params.
@@ -418,15 +437,15 @@ impl<'s> Run<'s> {
                 if spec.id == "webhook.respond" && self.response.is_none() {
                     self.response = outputs.first().cloned();
                 }
-                self.steps.push(Step {
+                let step = Step {
                     module_id: node.id,
                     module: spec.id.to_owned(),
                     input: recorded_input,
-                    output: outputs.clone(),
+                    output: Vec::new(),
                     error: None,
                     duration_us: micros(started),
-                });
-                self.continue_with(ix, outputs, scope).await
+                };
+                self.record_and_continue(step, ix, outputs, scope).await
             }
             Err(e) => {
                 tracing::warn!(message = "Module failed.", module_id = node.id, module = spec.id, kind = %e.kind, error = %crate::exec::record::redact_text(&e.message, &self.sc.secrets));
@@ -483,7 +502,7 @@ impl<'s> Run<'s> {
                         .unwrap_or_else(|err| json!({"error": err.to_string()})),
                     None => Value::Object(Map::new()),
                 };
-                self.continue_with(ix, vec![output], scope).await
+                self.continue_with(ix, vec![output], scope).await.0
             }
             Directive::Commit => Err(Halt::Commit),
             Directive::Rollback => Err(Halt::Rollback(StepError::from(&e))),
@@ -611,15 +630,15 @@ impl<'s> Run<'s> {
                 Value::Object(out)
             })
             .collect();
-        self.steps.push(Step {
+        let step = Step {
             module_id: node.id,
             module: node.module.spec().id.to_owned(),
             input: json!({ "bundles": count }),
-            output: outputs.clone(),
+            output: Vec::new(),
             error: None,
             duration_us: micros(started),
-        });
-        self.continue_with(ix, outputs, scope).await
+        };
+        self.record_and_continue(step, ix, outputs, scope).await
     }
 }
 

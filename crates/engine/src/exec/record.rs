@@ -6,6 +6,16 @@ use serde_json::Value;
 
 use crate::module::{ErrorKind, ModuleError};
 
+/// A new execution (or other record) id: a UUID v7, so that ids sort by creation time (history
+/// inserts append to their index). Its random bits come from the thread-local generator, not
+/// a system call per id.
+pub fn new_id() -> String {
+    let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// How an execution ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,5 +186,19 @@ impl ExecutionRecord {
         if let Some(r) = &mut self.response {
             redact(r, secrets);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_ids_are_v7_unique_and_time_ordered() {
+        let a = super::new_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = super::new_id();
+        let ua = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(ua.get_version_num(), 7);
+        assert_ne!(a, b);
+        assert!(a < b, "{a} sorts before {b}");
     }
 }

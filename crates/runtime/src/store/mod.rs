@@ -166,6 +166,9 @@ pub struct NewJob {
     pub lease: Option<Duration>,
 }
 
+/// What to do with a job once it is committed (see [`Store::enqueue`]).
+pub type OnQueued = Box<dyn FnOnce(Job) + Send + Sync>;
+
 /// The result of queueing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enqueued {
@@ -260,8 +263,11 @@ pub struct IncompleteRow {
 /// The storage backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Queues a job durably; returns once it is committed.
-    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError>;
+    /// Queues a job durably; returns once it is committed. `then` is called with the queued
+    /// job (its payload moved in, `attempts` 1 when queued under a lease) as soon as it is
+    /// committed — before this returns, even if the caller stopped waiting — on the store's
+    /// own thread or task: it must be quick. Not called for a duplicate or a failure.
+    async fn enqueue(&self, job: NewJob, then: Option<OnQueued>) -> Result<Enqueued, StoreError>;
     /// Claims up to `max` runnable jobs under a lease.
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
     /// Records a finished execution and removes its job, in one transaction; stores the

@@ -45,7 +45,7 @@ use weft_engine::exec::{ExecutionRecord, Incomplete};
 
 use super::{
     ClusterLock, Enqueued, ExecutionFilter, ExecutionSummary, Hook, IncompleteRow, Job, JobKind,
-    NewJob, Registration, Store, StoreError,
+    NewJob, OnQueued, Registration, Store, StoreError,
 };
 
 /// Connections in a node's pool.
@@ -259,6 +259,8 @@ struct Pending {
     dedup_key: Option<String>,
     sequential: bool,
     lease: Option<f64>,
+    /// The parsed payload and what to do with the job once committed.
+    then: Option<(Value, OnQueued)>,
     reply: oneshot::Sender<Result<Enqueued, StoreError>>,
 }
 
@@ -600,7 +602,18 @@ async fn commit_batch(pool: Pool, batch: Vec<Pending>) {
         Ok(ids) => {
             for (p, slot) in batch.into_iter().zip(outcome) {
                 let answer = match slot.and_then(|i| ids.get(i).copied().flatten()) {
-                    Some(id) => Enqueued::Queued(id),
+                    Some(id) => {
+                        if let Some((payload, then)) = p.then {
+                            then(Job {
+                                id,
+                                scenario: p.scenario,
+                                kind: p.kind,
+                                payload,
+                                attempts: u32::from(p.lease.is_some()),
+                            });
+                        }
+                        Enqueued::Queued(id)
+                    }
                     None => Enqueued::Duplicate,
                 };
                 let _ = p.reply.send(Ok(answer));
@@ -837,16 +850,17 @@ fn to_job(row: &Row) -> Result<Job, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, job: NewJob, then: Option<OnQueued>) -> Result<Enqueued, StoreError> {
         let payload = to_json(&job.payload)?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            scenario: job.scenario.clone(),
+            scenario: job.scenario,
             kind: job.kind,
             payload,
-            dedup_key: job.dedup_key.clone(),
+            dedup_key: job.dedup_key,
             sequential: job.sequential,
             lease: job.lease.map(lease_secs),
+            then: then.map(|t| (job.payload, t)),
             reply,
         };
         self.pending
@@ -885,7 +899,7 @@ impl Store for PostgresStore {
             // Same bound as the SQLite store: absurd intervals stay representable.
             let secs = (inc.attempts < inc.retries)
                 .then(|| inc.interval_secs.min(u64::MAX / 2_000) as f64);
-            incomplete.push((uuid::Uuid::now_v7().to_string(), to_json(inc)?, secs));
+            incomplete.push((weft_engine::exec::new_id(), to_json(inc)?, secs));
         }
         let trigger = if record.incomplete.is_empty() {
             String::new()

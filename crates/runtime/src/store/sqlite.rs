@@ -18,7 +18,7 @@ use weft_engine::exec::{ExecutionRecord, Incomplete};
 
 use super::{
     Enqueued, ExecutionFilter, ExecutionSummary, Hook, IncompleteRow, Job, JobKind, NewJob,
-    Registration, Store, StoreError,
+    OnQueued, Registration, Store, StoreError,
 };
 
 /// Most operations committed in one transaction.
@@ -293,6 +293,24 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
+        self.call_then(savepoint, deferred, f, |_: &R| {}).await
+    }
+
+    /// Like [`Self::call_with`], and runs `then` with the result on the storage thread once
+    /// the transaction is committed, before the caller is answered (whether or not the
+    /// caller still waits).
+    async fn call_then<R, F, T>(
+        &self,
+        savepoint: bool,
+        deferred: bool,
+        f: F,
+        then: T,
+    ) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        T: FnOnce(&R) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
         let run = Box::new(move |conn: &Connection| -> Reply {
             let result = f(conn);
@@ -301,7 +319,12 @@ impl SqliteStore {
             }
             Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
-                    Ok(()) => result,
+                    Ok(()) => {
+                        if let Ok(r) = &result {
+                            then(r);
+                        }
+                        result
+                    }
                     Err(e) => Err(StoreError::Database(format!("commit failed: {e}"))),
                 };
                 let _ = tx.send(out);
@@ -361,38 +384,55 @@ fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::R
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
+    async fn enqueue(&self, job: NewJob, then: Option<OnQueued>) -> Result<Enqueued, StoreError> {
         let payload = to_json(&job.payload)?;
-        let (scenario, kind, dedup_key, sequential) = (
-            job.scenario.clone(),
-            job.kind.as_str(),
-            job.dedup_key.clone(),
-            job.sequential,
-        );
-        let lease_ms = job
-            .lease
-            .map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX / 2));
+        let NewJob {
+            scenario,
+            kind,
+            payload: value,
+            dedup_key,
+            sequential,
+            lease,
+        } = job;
+        let lease_ms = lease.map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX / 2));
+        let row_scenario = scenario.clone();
         // Without a dedup key the job is one INSERT: no savepoint needed.
-        self.call_with(dedup_key.is_some(), false, move |c| {
-            let now = now_ms();
-            if let Some(key) = &dedup_key {
-                let fresh = exec(c, "INSERT OR IGNORE INTO dedup (key, seen_at) VALUES (?1, ?2)", params![key, now])
-                    .map_err(db_err)?;
-                if fresh == 0 {
-                    return Ok(Enqueued::Duplicate);
+        let savepoint = dedup_key.is_some();
+        self.call_then(
+            savepoint,
+            false,
+            move |c| {
+                let now = now_ms();
+                if let Some(key) = &dedup_key {
+                    let fresh = exec(c, "INSERT OR IGNORE INTO dedup (key, seen_at) VALUES (?1, ?2)", params![key, now])
+                        .map_err(db_err)?;
+                    if fresh == 0 {
+                        return Ok(Enqueued::Duplicate);
+                    }
                 }
-            }
-            let (lease_until, attempts) = match lease_ms {
-                Some(ms) => (Some(now + ms), 1),
-                None => (None, 0),
-            };
-            exec(c,
-                "INSERT INTO queue (scenario, kind, payload, dedup_key, sequential, enqueued_at, available_at, lease_until, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
-                params![scenario, kind, payload, dedup_key, sequential, now, lease_until, attempts],
-            )
-            .map_err(db_err)?;
-            Ok(Enqueued::Queued(c.last_insert_rowid()))
-        })
+                let (lease_until, attempts) = match lease_ms {
+                    Some(ms) => (Some(now + ms), 1),
+                    None => (None, 0),
+                };
+                exec(c,
+                    "INSERT INTO queue (scenario, kind, payload, dedup_key, sequential, enqueued_at, available_at, lease_until, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+                    params![row_scenario, kind.as_str(), payload, dedup_key, sequential, now, lease_until, attempts],
+                )
+                .map_err(db_err)?;
+                Ok(Enqueued::Queued(c.last_insert_rowid()))
+            },
+            move |queued| {
+                if let (Enqueued::Queued(id), Some(then)) = (queued, then) {
+                    then(Job {
+                        id: *id,
+                        scenario,
+                        kind,
+                        payload: value,
+                        attempts: u32::from(lease.is_some()),
+                    });
+                }
+            },
+        )
         .await
     }
 
@@ -488,7 +528,7 @@ impl Store for SqliteStore {
                 exec(
                     c,
                     "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![uuid::Uuid::now_v7().to_string(), id, scenario, inc.state, inc.trigger, inc.next_retry_at],
+                    params![weft_engine::exec::new_id(), id, scenario, inc.state, inc.trigger, inc.next_retry_at],
                 )
                 .map_err(db_err)?;
             }
