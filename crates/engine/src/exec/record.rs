@@ -190,6 +190,7 @@ impl ExecutionRecord {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn new_ids_are_v7_unique_and_time_ordered() {
