@@ -609,6 +609,16 @@ mod postgres_cluster {
             .await
             .expect("listening");
         let other = db.store(false).await;
+        // A job queued under its node's lease is that node's: nobody else is woken.
+        let mut held = job("s", 0);
+        held.lease = Some(LEASE);
+        other.enqueue(held, None).await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), listener.queue_notified())
+                .await
+                .is_err(),
+            "woken for a job another node holds"
+        );
         other.enqueue(job("s", 1), None).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), listener.queue_notified())
             .await

@@ -55,6 +55,8 @@ const MAX_GROUP: usize = 512;
 /// Group commits in flight at once (each on its own connection); while they run, the next
 /// batch gathers.
 const MAX_INFLIGHT_BATCHES: usize = 4;
+/// How long a batch of finished executions keeps gathering before it is written.
+const RECORD_LINGER: Duration = Duration::from_millis(10);
 /// Enqueues waiting for the committer before `enqueue` itself waits (back pressure).
 const PENDING_CAPACITY: usize = 16_384;
 /// How often a batch is written again after its connection failed.
@@ -140,18 +142,11 @@ CREATE TABLE registrations (
 "#,
     r#"
 -- Rows queued already claimed by the node that received them (run from its memory) are no
--- work for the other nodes: notify only when a statement queued a row nobody holds.
-CREATE OR REPLACE FUNCTION weft_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM queued WHERE lease_until IS NULL) THEN
-        PERFORM pg_notify('weft_queue', '');
-    END IF;
-    RETURN NULL;
-END
-$$;
+-- work for the other nodes: notify only for a row nobody holds (PostgreSQL delivers one
+-- notification per transaction however many rows ask).
 DROP TRIGGER queue_notify ON queue;
-CREATE TRIGGER queue_notify AFTER INSERT ON queue REFERENCING NEW TABLE AS queued
-    FOR EACH STATEMENT EXECUTE FUNCTION weft_queue_notify();
+CREATE TRIGGER queue_notify AFTER INSERT ON queue
+    FOR EACH ROW WHEN (NEW.lease_until IS NULL) EXECUTE FUNCTION weft_queue_notify();
 "#,
 ];
 
@@ -472,9 +467,11 @@ impl PostgresStore {
         let (tx, rx) = mpsc::channel(PENDING_CAPACITY);
         let wake = Arc::new(Notify::new());
         // Both end by themselves once the store is dropped and the last caller is answered.
-        tokio::spawn(gather(pool.clone(), rx, commit_batch));
+        tokio::spawn(gather(pool.clone(), rx, Duration::ZERO, commit_batch));
         let (done_tx, done_rx) = mpsc::channel(PENDING_CAPACITY);
-        tokio::spawn(gather(pool.clone(), done_rx, complete_batch));
+        // Records of finished executions wait up to 10 ms for each other (their workers are
+        // already free); webhooks are committed as they come.
+        tokio::spawn(gather(pool.clone(), done_rx, RECORD_LINGER, complete_batch));
         let listener = serving.then(|| tokio::spawn(listen(config.clone(), wake.clone())));
         Ok(PostgresStore {
             pool,
@@ -555,8 +552,10 @@ impl Drop for PostgresStore {
 }
 
 /// Gathers what waits on `rx` into batches (up to [`MAX_GROUP`]) and hands each to `commit`,
-/// with up to [`MAX_INFLIGHT_BATCHES`] batches in flight; ends when `rx` closes.
-async fn gather<T, F, Fut>(pool: Pool, mut rx: mpsc::Receiver<T>, commit: F)
+/// with up to [`MAX_INFLIGHT_BATCHES`] batches in flight; ends when `rx` closes. With a
+/// `linger`, a batch keeps gathering for that long after its first item (fewer, larger
+/// transactions for work nobody waits on closely).
+async fn gather<T, F, Fut>(pool: Pool, mut rx: mpsc::Receiver<T>, linger: Duration, commit: F)
 where
     T: Send + 'static,
     F: Fn(Pool, Vec<T>) -> Fut,
@@ -569,10 +568,15 @@ where
             return;
         };
         let mut batch = vec![first];
+        let until = tokio::time::Instant::now() + linger;
         while batch.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
-                Err(_) => break,
+                Err(_) if linger.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(p)) => batch.push(p),
+                    _ => break,
+                },
             }
         }
         let done = commit(pool.clone(), batch);
