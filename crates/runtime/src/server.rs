@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// The database: an SQLite file or a PostgreSQL URL.
     pub db: Backend,
+    /// PostgreSQL connections in this node's pool (unused with SQLite).
+    pub db_pool: usize,
     /// Bearer token required on `/metrics`; without it, `/metrics` is served only when
     /// listening on loopback.
     pub admin_token: Option<String>,
@@ -63,6 +65,7 @@ impl ServeConfig {
             dir: dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             db: Backend::Sqlite(PathBuf::from("weft.db")),
+            db_pool: crate::store::postgres::POOL_SIZE,
             public_url: None,
             admin_token: None,
             advertise_listen_addr: false,
@@ -259,7 +262,7 @@ impl Server {
             &config.overrides,
             config.env_fallback.as_deref(),
         )?;
-        let store = crate::store::open(&config.db, true).await?;
+        let store = crate::store::open_pooled(&config.db, true, config.db_pool).await?;
         Self::start_with(config, scenarios, store).await
     }
 

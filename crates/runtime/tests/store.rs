@@ -436,6 +436,43 @@ mod postgres_cluster {
         assert_eq!(rows[0].get::<_, i32>(0), 2, "every migration applied once");
     }
 
+    /// `--db-pool`: however many callers, a node opens at most that many connections.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_stays_within_its_size() {
+        let Some(db) = pg::TestDb::create().await else {
+            return;
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            weft_runtime::store::PostgresStore::connect_pooled(&db.url, false, 2)
+                .await
+                .unwrap(),
+        );
+        let tasks: Vec<_> = (0..64u32)
+            .map(|n| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    s.enqueue(job("p", n), None).await.unwrap();
+                    s.claim(1, LEASE).await.unwrap();
+                    s.queue_depth().await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.queue_depth().await.unwrap(), 64);
+        let client = db.client().await;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'weft'",
+                &[&db.name],
+            )
+            .await
+            .unwrap();
+        let open: i64 = row.get(0);
+        assert!((1..=2).contains(&open), "{open} connections open");
+    }
+
     #[tokio::test]
     async fn concurrent_claims_never_overlap() {
         let Some(db) = pg::TestDb::create().await else {

@@ -51,6 +51,11 @@ pub struct Args {
     /// waits before another node runs it.
     #[arg(long, default_value = "30s", env = "WEFT_LEASE", value_parser = parse_duration)]
     pub lease: Duration,
+    /// PostgreSQL connections in this node's pool (a `LISTEN` connection comes on top); size it
+    /// so that nodes × (pool + 1) stays under the server's `max_connections`. Ignored with
+    /// SQLite.
+    #[arg(long, default_value_t = 16, env = "WEFT_DB_POOL", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub db_pool: u16,
     /// Bearer token for `/metrics`. Without it, `/metrics` is served only when listening on
     /// loopback (`/healthz` and the hooks are always open).
     #[arg(long, env = "WEFT_ADMIN_TOKEN", hide_env_values = true)]
@@ -100,6 +105,7 @@ pub async fn run(args: Args) -> CmdResult {
     config.retention = args.retention;
     config.shutdown_grace = args.grace;
     config.lease = args.lease;
+    config.db_pool = usize::from(args.db_pool);
     config.admin_token = args.admin_token.filter(|t| !t.is_empty());
     config.max_queue = args.max_queue;
     let sim = if args.sonar_sim {

@@ -57,6 +57,15 @@ pub async fn open(
     backend: &Backend,
     serving: bool,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    open_pooled(backend, serving, postgres::POOL_SIZE).await
+}
+
+/// Like [`open`], with at most `pool` connections to PostgreSQL (unused with SQLite).
+pub async fn open_pooled(
+    backend: &Backend,
+    serving: bool,
+    pool: usize,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match backend {
         Backend::Sqlite(path) => {
             let store = SqliteStore::open(path)?;
@@ -72,7 +81,7 @@ pub async fn open(
             Ok(std::sync::Arc::new(store))
         }
         Backend::Postgres(url) => Ok(std::sync::Arc::new(
-            PostgresStore::connect(url, serving).await?,
+            PostgresStore::connect_pooled(url, serving, pool).await?,
         )),
     }
 }

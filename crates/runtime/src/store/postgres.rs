@@ -48,7 +48,7 @@ use super::{
     NewJob, OnQueued, Registration, Store, StoreError,
 };
 
-/// Connections in a node's pool.
+/// Connections in a node's pool, by default (`weft serve --db-pool`).
 pub const POOL_SIZE: usize = 16;
 /// Most jobs written by one group commit.
 const MAX_GROUP: usize = 512;
@@ -429,6 +429,12 @@ impl PostgresStore {
     /// migrations and starts the group committer. `serving`: also listen for work queued by
     /// other nodes (one extra connection).
     pub async fn connect(url: &str, serving: bool) -> Result<Self, StoreError> {
+        Self::connect_pooled(url, serving, POOL_SIZE).await
+    }
+
+    /// Like [`Self::connect`], with at most `pool` connections (at least 1) in the pool; the
+    /// `LISTEN` connection of a serving node comes on top.
+    pub async fn connect_pooled(url: &str, serving: bool, pool: usize) -> Result<Self, StoreError> {
         let mut config = Config::from_str(url).map_err(|e| {
             StoreError::Database(format!("invalid PostgreSQL URL: {}", db_message(&e)))
         })?;
@@ -453,7 +459,7 @@ impl PostgresStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool.max(1))
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))
             .recycle_timeout(Some(POOL_TIMEOUT))
