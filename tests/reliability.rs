@@ -1617,8 +1617,9 @@ async fn tokens_never_leak_into_logs_history_output_or_the_database() {
         "the refused token is logged as such"
     );
     assert!(
-        log.contains("Retrying Sonar request"),
-        "the retries are logged"
+        log.lines()
+            .any(|l| l.contains("Retrying Sonar request") && l.contains("execution_id")),
+        "the retries are logged, naming their execution"
     );
     assert!(
         log.contains("Cannot activate the trigger"),

@@ -119,8 +119,11 @@ impl SonarConnection {
                     let delay = self.retry.delay(retries, error.retry_after);
                     retries += 1;
                     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    let execution = weft_engine::exec::current_execution();
                     tracing::warn!(
                         message = "Retrying Sonar request.",
+                        scenario = execution.as_ref().map_or("", |e| e.scenario.as_str()),
+                        execution_id = execution.as_ref().map_or("", |e| e.execution_id.as_str()),
                         attempt = retries,
                         method = %call.method,
                         path = %self.relative_path(&call.url),

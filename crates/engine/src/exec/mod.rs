@@ -47,6 +47,27 @@ pub fn http_client() -> &'static reqwest::Client {
     })
 }
 
+/// Which execution the current task runs: for log events of modules (and the code they
+/// call) to name it. The `execution` span says the same, but at `debug` level: entered at
+/// every poll and its fields formatted at every start, an `info` span cost about 10 % of
+/// `weft serve`'s CPU per webhook (docs/performance.md).
+#[derive(Clone, Debug)]
+pub struct ExecutionContext {
+    /// Scenario name.
+    pub scenario: String,
+    /// Execution id.
+    pub execution_id: String,
+}
+
+tokio::task_local! {
+    static EXECUTION: ExecutionContext;
+}
+
+/// The execution the current task runs, if any (for log events).
+pub fn current_execution() -> Option<ExecutionContext> {
+    EXECUTION.try_with(Clone::clone).ok()
+}
+
 /// Runs executions of one scenario.
 pub struct Executor<'s> {
     scenario: &'s Scenario,
@@ -110,17 +131,21 @@ impl<'s> Executor<'s> {
     /// Runs one execution from a trigger payload.
     pub async fn run(&self, payload: Value) -> ExecutionRecord {
         let mut run = self.start();
-        let span = tracing::info_span!("execution", scenario = %self.scenario.name, execution_id = %run.exec_id);
+        let span = tracing::debug_span!("execution", scenario = %self.scenario.name, execution_id = %run.exec_id);
+        let context = run.context();
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let outcome = run.run_trigger(payload.clone()).instrument(span).await;
+        let outcome = EXECUTION
+            .scope(context, run.run_trigger(payload.clone()).instrument(span))
+            .await;
         run.finish(outcome, payload, started, started_at)
     }
 
     /// Continues an incomplete execution from its failed module.
     pub async fn resume(&self, incomplete: &Incomplete, trigger: Value) -> ExecutionRecord {
         let mut run = self.start();
-        let span = tracing::info_span!("execution", scenario = %self.scenario.name, execution_id = %run.exec_id, resumed_module = incomplete.module_id);
+        let span = tracing::debug_span!("execution", scenario = %self.scenario.name, execution_id = %run.exec_id, resumed_module = incomplete.module_id);
+        let context = run.context();
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let outcome = async {
@@ -140,9 +165,8 @@ impl<'s> Executor<'s> {
                 }
             }
             run.run_node(ix, &mut scope).await
-        }
-        .instrument(span)
-        .await;
+        };
+        let outcome = EXECUTION.scope(context, outcome.instrument(span)).await;
         let mut record = run.finish(outcome, trigger, started, started_at);
         // Carry the retry count forward for a module that fails again.
         for inc in &mut record.incomplete {
@@ -155,6 +179,13 @@ impl<'s> Executor<'s> {
 }
 
 impl<'s> Run<'s> {
+    fn context(&self) -> ExecutionContext {
+        ExecutionContext {
+            scenario: self.sc.name.clone(),
+            execution_id: self.exec_id.clone(),
+        }
+    }
+
     fn finish(
         self,
         outcome: Flow,
@@ -448,7 +479,7 @@ impl<'s> Run<'s> {
                 self.record_and_continue(step, ix, outputs, scope).await
             }
             Err(e) => {
-                tracing::warn!(message = "Module failed.", module_id = node.id, module = spec.id, kind = %e.kind, error = %crate::exec::record::redact_text(&e.message, &self.sc.secrets));
+                tracing::warn!(message = "Module failed.", scenario = %self.sc.name, execution_id = %self.exec_id, module_id = node.id, module = spec.id, kind = %e.kind, error = %crate::exec::record::redact_text(&e.message, &self.sc.secrets));
                 self.steps.push(Step {
                     module_id: node.id,
                     module: spec.id.to_owned(),
