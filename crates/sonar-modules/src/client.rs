@@ -297,12 +297,7 @@ impl SonarConnection {
 
     /// Replaces the token in every string of a JSON value.
     fn scrub_value(&self, value: &mut Value) {
-        match value {
-            Value::String(s) if s.contains(self.token.as_str()) => *s = self.scrub(s),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.scrub_value(v)),
-            _ => {}
-        }
+        weft_engine::exec::record::redact_with(value, self.secrets(), crate::connection::SCRUBBED);
     }
 }
 

@@ -19,10 +19,14 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::{Map, Value};
+use weft_engine::exec::record::redact_text_with;
 use weft_engine::spec::{field, FieldSpec, FieldType};
 use weft_engine::App;
 
 use crate::phone::Country;
+
+/// What replaces the token in anything the Sonar modules show (messages, recorded answers).
+pub(crate) const SCRUBBED: &str = "[redacted]";
 
 /// Base URL of live accounts.
 pub const LIVE_BASE_URL: &str = "https://www.sendsonar.com/api";
@@ -207,12 +211,18 @@ impl SonarConnection {
         self.retry
     }
 
+    /// The token as the secrets to scrub (none when empty).
+    pub(crate) fn secrets(&self) -> &[String] {
+        if self.token.is_empty() {
+            &[]
+        } else {
+            std::slice::from_ref(&self.token)
+        }
+    }
+
     /// Replaces every occurrence of the token in `text` (for anything shown to users).
     pub(crate) fn scrub(&self, text: &str) -> String {
-        if self.token.is_empty() || !text.contains(self.token.as_str()) {
-            return text.to_owned();
-        }
-        text.replace(self.token.as_str(), "[redacted]")
+        redact_text_with(text, self.secrets(), SCRUBBED)
     }
 }
 

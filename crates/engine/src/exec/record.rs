@@ -103,6 +103,14 @@ pub struct Incomplete {
     pub attempts: u32,
 }
 
+impl Incomplete {
+    /// Seconds until the next automatic retry, when one is left (`None`: it waits for
+    /// `weft executions retry`). Capped so that it stays representable in milliseconds.
+    pub fn next_retry_secs(&self) -> Option<u64> {
+        (self.attempts < self.retries).then(|| self.interval_secs.min(u64::MAX / 2_000))
+    }
+}
+
 /// One execution of a scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
@@ -137,24 +145,34 @@ pub struct ExecutionRecord {
 
 /// Replaces every occurrence of a secret in every string of `value` with `***`.
 pub fn redact(value: &mut Value, secrets: &[String]) {
+    redact_with(value, secrets, "***");
+}
+
+/// Replaces every occurrence of a secret in every string of `value` with `marker`.
+pub fn redact_with(value: &mut Value, secrets: &[String], marker: &str) {
     if secrets.is_empty() {
         return;
     }
     match value {
         Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
-            *s = redact_text(s, secrets);
+            *s = redact_text_with(s, secrets, marker);
         }
-        Value::Array(a) => a.iter_mut().for_each(|v| redact(v, secrets)),
-        Value::Object(o) => o.values_mut().for_each(|v| redact(v, secrets)),
+        Value::Array(a) => a.iter_mut().for_each(|v| redact_with(v, secrets, marker)),
+        Value::Object(o) => o.values_mut().for_each(|v| redact_with(v, secrets, marker)),
         _ => {}
     }
 }
 
 /// Replaces every occurrence of a secret in a text with `***`.
 pub fn redact_text(text: &str, secrets: &[String]) -> String {
+    redact_text_with(text, secrets, "***")
+}
+
+/// Replaces every occurrence of a secret in a text with `marker`.
+pub fn redact_text_with(text: &str, secrets: &[String], marker: &str) -> String {
     let mut t = text.to_owned();
     for x in secrets {
-        t = t.replace(x.as_str(), "***");
+        t = t.replace(x.as_str(), marker);
     }
     t
 }
@@ -192,6 +210,26 @@ impl ExecutionRecord {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn the_next_retry_is_due_while_retries_are_left_and_stays_representable() {
+        let mut inc = super::Incomplete {
+            module_id: 2,
+            scope: serde_json::json!({}),
+            error: super::StepError {
+                kind: super::ErrorKind::ConnectionError,
+                message: "down".into(),
+            },
+            retries: 2,
+            interval_secs: 60,
+            attempts: 1,
+        };
+        assert_eq!(inc.next_retry_secs(), Some(60));
+        inc.interval_secs = u64::MAX;
+        assert_eq!(inc.next_retry_secs(), Some(u64::MAX / 2_000));
+        inc.attempts = 2;
+        assert_eq!(inc.next_retry_secs(), None);
+    }
+
     #[test]
     fn new_ids_are_v7_unique_and_time_ordered() {
         let a = super::new_id();

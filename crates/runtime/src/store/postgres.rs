@@ -906,9 +906,7 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut incomplete = Vec::with_capacity(record.incomplete.len());
         for inc in &record.incomplete {
-            // Same bound as the SQLite store: absurd intervals stay representable.
-            let secs = (inc.attempts < inc.retries)
-                .then(|| inc.interval_secs.min(u64::MAX / 2_000) as f64);
+            let secs = inc.next_retry_secs().map(|s| s as f64);
             incomplete.push((weft_engine::exec::new_id(), to_json(inc)?, secs));
         }
         let trigger = if record.incomplete.is_empty() {

@@ -373,8 +373,8 @@ struct NewIncomplete {
 
 /// When `break` retries automatically next (`None`: it waits for `weft executions retry`).
 fn next_retry(inc: &Incomplete) -> Option<i64> {
-    (inc.attempts < inc.retries)
-        .then(|| now_ms() + i64::try_from(inc.interval_secs).unwrap_or(i64::MAX / 2_000) * 1000)
+    inc.next_retry_secs()
+        .map(|secs| now_ms().saturating_add(i64::try_from(secs * 1000).unwrap_or(i64::MAX)))
 }
 
 /// Runs a statement through the connection's statement cache (no SQL parsing per call).
