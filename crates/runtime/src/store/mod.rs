@@ -294,7 +294,8 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, job_ids: Vec<i64>) -> Result<(), StoreError>;
     /// Jobs waiting or running.
     async fn queue_depth(&self) -> Result<u64, StoreError>;
-    /// Whether the scenario has a job waiting or running.
+    /// Whether the scenario has a sequential job or a resume waiting or running (what a
+    /// schedule's next tick waits for: every tick is a sequential job).
     async fn has_pending(&self, scenario: &str) -> Result<bool, StoreError>;
     /// Queues resume jobs for incomplete executions whose retry time has come.
     async fn schedule_due_retries(&self) -> Result<usize, StoreError>;

@@ -17,7 +17,8 @@
 //!   the removal of its queue row, the resumed incomplete execution and the new incomplete
 //!   entries, for every job finished meanwhile, in one statement.
 //! - **Claims**: `FOR UPDATE SKIP LOCKED` in batches, leases on the database's clock; a
-//!   sequential scenario only ever offers its oldest row. Expired leases are taken by any node.
+//!   sequential scenario only ever offers its oldest row (of its sequential jobs and resumes).
+//!   Expired leases are taken by any node.
 //! - **Wakeups**: every commit that queues work sends `NOTIFY weft_queue` (a statement trigger
 //!   on the queue, so no extra round trip); a serving node keeps one dedicated connection on
 //!   `LISTEN weft_queue` (reconnecting with backoff) and wakes its idle workers. Polling stays
@@ -211,14 +212,14 @@ WITH input AS MATERIALIZED (
 SELECT count(*) FROM added";
 
 /// Takes up to `$2` runnable jobs under a lease of `$1` seconds. `SKIP LOCKED`: nodes claiming
-/// at the same moment take different rows. A sequential scenario offers only its oldest row,
-/// and none while that row is leased.
+/// at the same moment take different rows. A sequential scenario offers only its oldest row
+/// (of its sequential jobs and resumes), and none while that row is leased.
 const CLAIM: &str = "
 UPDATE queue SET lease_until = now() + make_interval(secs => $1), attempts = attempts + 1
 WHERE id IN (
     SELECT q.id FROM queue q
     WHERE (q.lease_until IS NULL OR q.lease_until < now()) AND q.available_at <= now()
-      AND (NOT q.sequential OR q.id = (SELECT min(q2.id) FROM queue q2 WHERE q2.scenario = q.scenario))
+      AND (NOT q.sequential OR q.id = (SELECT min(q2.id) FROM queue q2 WHERE q2.scenario = q.scenario AND (q2.sequential OR q2.kind = 'resume')))
     ORDER BY q.id
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
@@ -974,7 +975,7 @@ impl Store for PostgresStore {
     async fn has_pending(&self, scenario: &str) -> Result<bool, StoreError> {
         let rows = self
             .query(
-                "SELECT EXISTS (SELECT 1 FROM queue WHERE scenario = $1)",
+                "SELECT EXISTS (SELECT 1 FROM queue WHERE scenario = $1 AND (sequential OR kind = 'resume'))",
                 &[&scenario],
             )
             .await?;
