@@ -150,17 +150,7 @@ pub fn redact(value: &mut Value, secrets: &[String]) {
 
 /// Replaces every occurrence of a secret in every string of `value` with `marker`.
 pub fn redact_with(value: &mut Value, secrets: &[String], marker: &str) {
-    if secrets.is_empty() {
-        return;
-    }
-    match value {
-        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
-            *s = redact_text_with(s, secrets, marker);
-        }
-        Value::Array(a) => a.iter_mut().for_each(|v| redact_with(v, secrets, marker)),
-        Value::Object(o) => o.values_mut().for_each(|v| redact_with(v, secrets, marker)),
-        _ => {}
-    }
+    Redactor::new(secrets, marker).value(value);
 }
 
 /// Replaces every occurrence of a secret in a text with `***`.
@@ -170,39 +160,90 @@ pub fn redact_text(text: &str, secrets: &[String]) -> String {
 
 /// Replaces every occurrence of a secret in a text with `marker`.
 pub fn redact_text_with(text: &str, secrets: &[String], marker: &str) -> String {
-    let mut t = text.to_owned();
-    for x in secrets {
-        t = t.replace(x.as_str(), marker);
+    Redactor::new(secrets, marker).text(text)
+}
+
+/// Finds and replaces secrets. Its searchers are built once per redaction and used for every
+/// string of a record: most strings hold no secret, and building a searcher for each would
+/// cost more than the search. Empty secrets are ignored (they would match everywhere).
+struct Redactor<'a> {
+    secrets: Vec<(memchr::memmem::Finder<'a>, &'a str)>,
+    marker: &'a str,
+}
+
+impl<'a> Redactor<'a> {
+    fn new(secrets: &'a [String], marker: &'a str) -> Self {
+        Redactor {
+            secrets: secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| (memchr::memmem::Finder::new(s.as_bytes()), s.as_str()))
+                .collect(),
+            marker,
+        }
     }
-    t
+
+    fn holds_secret(&self, text: &str) -> bool {
+        self.secrets
+            .iter()
+            .any(|(finder, _)| finder.find(text.as_bytes()).is_some())
+    }
+
+    fn text(&self, text: &str) -> String {
+        if !self.holds_secret(text) {
+            return text.to_owned();
+        }
+        let mut t = text.to_owned();
+        for (_, secret) in &self.secrets {
+            t = t.replace(secret, self.marker);
+        }
+        t
+    }
+
+    fn in_place(&self, text: &mut String) {
+        if self.holds_secret(text) {
+            *text = self.text(text);
+        }
+    }
+
+    fn value(&self, value: &mut Value) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(s) => self.in_place(s),
+            Value::Array(a) => a.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(o) => o.values_mut().for_each(|v| self.value(v)),
+            _ => {}
+        }
+    }
 }
 
 impl ExecutionRecord {
     /// Redacts every secret from every bundle, input, error and warning.
     pub fn redact(&mut self, secrets: &[String]) {
-        if secrets.is_empty() {
+        let r = Redactor::new(secrets, "***");
+        if r.secrets.is_empty() {
             return;
         }
-        redact(&mut self.trigger, secrets);
+        r.value(&mut self.trigger);
         for step in &mut self.steps {
-            redact(&mut step.input, secrets);
-            step.output.iter_mut().for_each(|v| redact(v, secrets));
+            r.value(&mut step.input);
+            step.output.iter_mut().for_each(|v| r.value(v));
             if let Some(e) = &mut step.error {
-                e.message = redact_text(&e.message, secrets);
+                r.in_place(&mut e.message);
             }
         }
         if let Some(e) = &mut self.error {
-            e.message = redact_text(&e.message, secrets);
+            r.in_place(&mut e.message);
         }
-        for w in &mut self.warnings {
-            *w = redact_text(w, secrets);
-        }
+        self.warnings.iter_mut().for_each(|w| r.in_place(w));
         for inc in &mut self.incomplete {
-            redact(&mut inc.scope, secrets);
-            inc.error.message = redact_text(&inc.error.message, secrets);
+            r.value(&mut inc.scope);
+            r.in_place(&mut inc.error.message);
         }
-        if let Some(r) = &mut self.response {
-            redact(r, secrets);
+        if let Some(v) = &mut self.response {
+            r.value(v);
         }
     }
 }
@@ -210,6 +251,30 @@ impl ExecutionRecord {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn redaction_replaces_every_secret_everywhere_and_ignores_empty_ones() {
+        let secrets = vec!["tok-123".to_owned(), String::new(), "pw".to_owned()];
+        let mut v = serde_json::json!({
+            "a": "Bearer tok-123 and tok-123",
+            "b": [{ "c": "pw=pw" }, 7, null, "clean"],
+            "tok-123": "keys are left as they are"
+        });
+        super::redact_with(&mut v, &secrets, "[x]");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "a": "Bearer [x] and [x]",
+                "b": [{ "c": "[x]=[x]" }, 7, null, "clean"],
+                "tok-123": "keys are left as they are"
+            })
+        );
+        assert_eq!(super::redact_text("no secret here", &secrets), "no secret here");
+        assert_eq!(super::redact_text("xtok-123x", &secrets), "x***x");
+        let mut untouched = serde_json::json!("pw");
+        super::redact(&mut untouched, &[String::new()]);
+        assert_eq!(untouched, serde_json::json!("pw"));
+    }
+
     #[test]
     fn the_next_retry_is_due_while_retries_are_left_and_stays_representable() {
         let mut inc = super::Incomplete {
