@@ -268,7 +268,10 @@ mod tests {
                 "tok-123": "keys are left as they are"
             })
         );
-        assert_eq!(super::redact_text("no secret here", &secrets), "no secret here");
+        assert_eq!(
+            super::redact_text("no secret here", &secrets),
+            "no secret here"
+        );
         assert_eq!(super::redact_text("xtok-123x", &secrets), "x***x");
         let mut untouched = serde_json::json!("pw");
         super::redact(&mut untouched, &[String::new()]);

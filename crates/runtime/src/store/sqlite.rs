@@ -53,7 +53,8 @@ pub struct SqliteStore {
     _checkpoints: mpsc::Sender<()>,
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     scenario TEXT NOT NULL,
@@ -106,11 +107,11 @@ CREATE TABLE registrations (
     PRIMARY KEY (scenario, module_id)
 );
 "#,
-// Every commit writes each B-tree page it touched. A queued webhook touched four: the queue,
-// its index by scenario, the dedup key's (which indexes NULL keys too) and sqlite_sequence.
-// Only keys that are set, and only the jobs that hold a scenario's order (sequential jobs and
-// resumes: what `claim` and `has_pending` look for), are indexed now.
-r#"
+    // Every commit writes each B-tree page it touched. A queued webhook touched four: the queue,
+    // its index by scenario, the dedup key's (which indexes NULL keys too) and sqlite_sequence.
+    // Only keys that are set, and only the jobs that hold a scenario's order (sequential jobs and
+    // resumes: what `claim` and `has_pending` look for), are indexed now.
+    r#"
 CREATE TABLE queue_next (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     scenario TEXT NOT NULL,
@@ -825,7 +826,10 @@ impl Store for SqliteStore {
                     |r| {
                         Ok(match r.get_ref(0)? {
                             ValueRef::Blob(b) => unpack_record(b),
-                            other => other.as_bytes().map(<[u8]>::to_vec).map_err(|e| e.to_string()),
+                            other => other
+                                .as_bytes()
+                                .map(<[u8]>::to_vec)
+                                .map_err(|e| e.to_string()),
                         })
                     },
                 )
@@ -834,7 +838,9 @@ impl Store for SqliteStore {
                 .transpose()
                 .map_err(StoreError::Corrupt)?;
             stored
-                .map(|json| serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .map(|json| {
+                    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
                 .transpose()
         })
         .await
@@ -864,6 +870,7 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -912,7 +919,10 @@ mod tests {
             lease: None,
         };
         // Ids go on after the highest ever given, and queued keys are still unique.
-        assert!(matches!(store.enqueue(job(None), None).await.unwrap(), Enqueued::Queued(4)));
+        assert!(matches!(
+            store.enqueue(job(None), None).await.unwrap(),
+            Enqueued::Queued(4)
+        ));
         let dup = store
             .call(|c| {
                 exec(c, "INSERT INTO queue (scenario, kind, payload, dedup_key, enqueued_at, available_at) VALUES ('s', 'trigger', '{}', 'k1', 0, 0)", [])
