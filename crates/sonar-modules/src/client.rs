@@ -297,7 +297,7 @@ impl SonarConnection {
 
     /// Replaces the token in every string of a JSON value.
     fn scrub_value(&self, value: &mut Value) {
-        weft_engine::exec::record::redact_with(value, self.secrets(), crate::connection::SCRUBBED);
+        self.scrubber.value(value);
     }
 }
 

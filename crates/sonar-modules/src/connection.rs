@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::{Map, Value};
-use weft_engine::exec::record::redact_text_with;
+use weft_engine::exec::record::Redactor;
 use weft_engine::spec::{field, FieldSpec, FieldType};
 use weft_engine::App;
 
@@ -112,6 +112,8 @@ pub struct SonarConnection {
     pub(crate) country: Country,
     pub(crate) retry: RetryPolicy,
     pub(crate) client: reqwest::Client,
+    /// Replaces the token with [`SCRUBBED`] in whatever Sonar answers.
+    pub(crate) scrubber: Redactor,
 }
 
 impl std::fmt::Debug for SonarConnection {
@@ -189,6 +191,7 @@ impl SonarConnection {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(SonarConnection {
             base,
+            scrubber: Redactor::new(std::slice::from_ref(&token), SCRUBBED),
             token,
             country,
             retry,
@@ -211,18 +214,9 @@ impl SonarConnection {
         self.retry
     }
 
-    /// The token as the secrets to scrub (none when empty).
-    pub(crate) fn secrets(&self) -> &[String] {
-        if self.token.is_empty() {
-            &[]
-        } else {
-            std::slice::from_ref(&self.token)
-        }
-    }
-
     /// Replaces every occurrence of the token in `text` (for anything shown to users).
     pub(crate) fn scrub(&self, text: &str) -> String {
-        redact_text_with(text, self.secrets(), SCRUBBED)
+        self.scrubber.text(text)
     }
 }
 

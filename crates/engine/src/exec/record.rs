@@ -163,24 +163,31 @@ pub fn redact_text_with(text: &str, secrets: &[String], marker: &str) -> String 
     Redactor::new(secrets, marker).text(text)
 }
 
-/// Finds and replaces secrets. Its searchers are built once per redaction and used for every
-/// string of a record: most strings hold no secret, and building a searcher for each would
-/// cost more than the search. Empty secrets are ignored (they would match everywhere).
-struct Redactor<'a> {
-    secrets: Vec<(memchr::memmem::Finder<'a>, &'a str)>,
-    marker: &'a str,
+/// Finds secrets and replaces them with a marker. Its searchers are built once (keep one for
+/// as long as its secrets live: a connection, a record) and used for every string: most
+/// strings hold no secret, and building a searcher for each would cost more than the search.
+/// Empty secrets are ignored (they would match everywhere).
+pub struct Redactor {
+    secrets: Vec<(memchr::memmem::Finder<'static>, String)>,
+    marker: String,
 }
 
-impl<'a> Redactor<'a> {
-    fn new(secrets: &'a [String], marker: &'a str) -> Self {
+impl Redactor {
+    /// A redactor replacing `secrets` with `marker`.
+    pub fn new(secrets: &[String], marker: &str) -> Self {
         Redactor {
             secrets: secrets
                 .iter()
                 .filter(|s| !s.is_empty())
-                .map(|s| (memchr::memmem::Finder::new(s.as_bytes()), s.as_str()))
+                .map(|s| (memchr::memmem::Finder::new(s).into_owned(), s.clone()))
                 .collect(),
-            marker,
+            marker: marker.to_owned(),
         }
+    }
+
+    /// Whether it has no secret to look for.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
     }
 
     fn holds_secret(&self, text: &str) -> bool {
@@ -189,24 +196,27 @@ impl<'a> Redactor<'a> {
             .any(|(finder, _)| finder.find(text.as_bytes()).is_some())
     }
 
-    fn text(&self, text: &str) -> String {
+    /// `text` with every secret replaced.
+    pub fn text(&self, text: &str) -> String {
         if !self.holds_secret(text) {
             return text.to_owned();
         }
         let mut t = text.to_owned();
         for (_, secret) in &self.secrets {
-            t = t.replace(secret, self.marker);
+            t = t.replace(secret.as_str(), &self.marker);
         }
         t
     }
 
-    fn in_place(&self, text: &mut String) {
+    /// Replaces every secret in `text`.
+    pub fn in_place(&self, text: &mut String) {
         if self.holds_secret(text) {
             *text = self.text(text);
         }
     }
 
-    fn value(&self, value: &mut Value) {
+    /// Replaces every secret in every string of `value` (object keys are left as they are).
+    pub fn value(&self, value: &mut Value) {
         if self.secrets.is_empty() {
             return;
         }
@@ -223,7 +233,7 @@ impl ExecutionRecord {
     /// Redacts every secret from every bundle, input, error and warning.
     pub fn redact(&mut self, secrets: &[String]) {
         let r = Redactor::new(secrets, "***");
-        if r.secrets.is_empty() {
+        if r.is_empty() {
             return;
         }
         r.value(&mut self.trigger);
