@@ -80,6 +80,7 @@ async fn schedule(shared: Arc<Shared>, scenario: String, spec: ScheduleSpec) {
             scenario: scenario.clone(),
             kind: JobKind::Trigger,
             payload: json!({ "fired_at": fired_at }),
+            payload_json: None,
             dedup_key: Some(format!("schedule:{scenario}:{}", next.timestamp_millis())),
             sequential: true,
             lease: None,

@@ -58,11 +58,12 @@ pub fn depth(value: &Value) -> usize {
     max
 }
 
-/// Parses a webhook body by content type.
+/// Parses a webhook body by content type; a JSON body comes back as text too (it is stored
+/// as it came, not serialized again).
 fn parse_body(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Value, (StatusCode, &'static str, String)> {
+) -> Result<(Value, Option<String>), (StatusCode, &'static str, String)> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -94,7 +95,9 @@ fn parse_body(
                 format!("the body is nested deeper than {MAX_DEPTH} levels"),
             ));
         }
-        Ok(value)
+        // JSON that parsed is UTF-8 (outside its strings it is ASCII).
+        let text = std::str::from_utf8(body).ok().map(str::to_owned);
+        Ok((value, text))
     } else if ctype == "application/x-www-form-urlencoded" {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
             (
@@ -107,7 +110,7 @@ fn parse_body(
         for (k, v) in pairs {
             map.insert(k, Value::String(v));
         }
-        Ok(Value::Object(map))
+        Ok((Value::Object(map), None))
     } else {
         Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,7 +160,7 @@ async fn hook(
         );
     };
     let scenario = target.scenario.clone();
-    let payload = match parse_body(&headers, &body) {
+    let (payload, payload_json) = match parse_body(&headers, &body) {
         Ok(p) => p,
         Err((status, reason, message)) => return refuse(&shared, status, reason, message),
     };
@@ -193,6 +196,7 @@ async fn hook(
         scenario: scenario.name.clone(),
         kind: JobKind::Trigger,
         payload,
+        payload_json,
         dedup_key,
         sequential,
         lease: place.as_ref().map(|_| shared.config.lease),

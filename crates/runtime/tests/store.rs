@@ -20,6 +20,7 @@ fn job(scenario: &str, n: u32) -> NewJob {
         scenario: scenario.into(),
         kind: JobKind::Trigger,
         payload: json!({ "n": n }),
+        payload_json: None,
         dedup_key: None,
         sequential: false,
         lease: None,
@@ -140,6 +141,24 @@ async fn jobs_queued_under_a_lease_are_not_claimed_until_it_expires(store: Arc<d
         after[0].attempts, 2,
         "the handover counted as the first attempt"
     );
+}
+
+/// A payload given as JSON text is stored as that text and claimed back as the same value.
+async fn payload_text_is_stored_as_given(store: Arc<dyn Store>) {
+    let mut j = job("s", 1);
+    j.payload = json!({ "b": [1, 2.5, "x"], "a": { "z": null, "y": true } });
+    j.payload_json =
+        Some("{ \"b\" : [1, 2.5, \"x\"],\n  \"a\": {\"z\": null, \"y\": true} }".into());
+    store.enqueue(j, None).await.unwrap();
+    let claimed = store.claim(1, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        claimed[0].payload,
+        json!({ "b": [1, 2.5, "x"], "a": { "z": null, "y": true } })
+    );
+    // Key order as sent.
+    let keys: Vec<&String> = claimed[0].payload.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["b", "a"]);
 }
 
 async fn dedup_keys_queue_once(store: Arc<dyn Store>) {
@@ -343,6 +362,7 @@ mod postgres_backend {
         expired_leases_are_reclaimed,
         jobs_queued_under_a_lease_are_not_claimed_until_it_expires,
         dedup_keys_queue_once,
+        payload_text_is_stored_as_given,
         sequential_scenarios_run_in_order_one_at_a_time,
         break_retries_are_scheduled_then_wait_for_manual_retry,
         history_lists_and_filters,
@@ -357,6 +377,7 @@ mod sqlite_backend {
         expired_leases_are_reclaimed,
         jobs_queued_under_a_lease_are_not_claimed_until_it_expires,
         dedup_keys_queue_once,
+        payload_text_is_stored_as_given,
         sequential_scenarios_run_in_order_one_at_a_time,
         break_retries_are_scheduled_then_wait_for_manual_retry,
         history_lists_and_filters,

@@ -165,6 +165,9 @@ pub struct NewJob {
     pub kind: JobKind,
     /// The trigger payload (or the resume reference).
     pub payload: Value,
+    /// `payload` as JSON text when the caller already has it (a webhook's body as it came):
+    /// stored as is instead of serializing `payload` again. It must parse to `payload`.
+    pub payload_json: Option<String>,
     /// Jobs with the same key are queued once (e.g. a Sonar delivery `uuid`).
     pub dedup_key: Option<String>,
     /// Run this scenario's jobs one at a time, in order.

@@ -862,7 +862,10 @@ fn to_job(row: &Row) -> Result<Job, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, job: NewJob, then: Option<OnQueued>) -> Result<Enqueued, StoreError> {
-        let payload = to_json(&job.payload)?;
+        let payload = match job.payload_json {
+            Some(text) => text,
+            None => to_json(&job.payload)?,
+        };
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             scenario: job.scenario,

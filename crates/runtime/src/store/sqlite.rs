@@ -436,15 +436,19 @@ fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::R
 #[async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, job: NewJob, then: Option<OnQueued>) -> Result<Enqueued, StoreError> {
-        let payload = to_json(&job.payload)?;
         let NewJob {
             scenario,
             kind,
             payload: value,
+            payload_json,
             dedup_key,
             sequential,
             lease,
         } = job;
+        let payload = match payload_json {
+            Some(text) => text,
+            None => to_json(&value)?,
+        };
         let lease_ms = lease.map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX / 2));
         let row_scenario = scenario.clone();
         // Without a dedup key the job is one INSERT: no savepoint needed.
@@ -914,6 +918,7 @@ mod tests {
             scenario: "s".into(),
             kind: JobKind::Trigger,
             payload: serde_json::json!({ "n": 4 }),
+            payload_json: None,
             dedup_key: key.map(str::to_owned),
             sequential: true,
             lease: None,
