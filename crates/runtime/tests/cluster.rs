@@ -125,7 +125,11 @@ async fn a_database_outage_is_answered_503_and_loses_nothing() {
     let mut config = ServeConfig::new(dir.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.db = Backend::parse(&url);
-    config.lease = Duration::from_secs(2);
+    // Longer than the outage below: executions still recording when the database goes away
+    // keep their jobs' leases (the heartbeat cannot renew them meanwhile) and commit once it
+    // is back. With a lease shorter than the outage their jobs would be claimed and run
+    // again — at least once, as designed, but not the exactly-once this test counts.
+    config.lease = Duration::from_secs(10);
     config.workers = 4;
     config.node_id = Some("outage-node".into());
     let store = std::sync::Arc::new(PostgresStore::connect(&url, true).await.unwrap());
