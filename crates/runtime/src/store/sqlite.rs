@@ -397,7 +397,7 @@ const MAX_RECORD: usize = 1 << 30;
 
 /// An execution record as stored: its JSON, LZ4-compressed (the JSON's length first, 4 bytes
 /// little-endian). Records are most of what the store writes; compressed, a typical one takes
-/// 40 % of the bytes, so each commit writes fewer WAL pages and the checkpoints copy fewer
+/// about half the bytes, so each commit writes fewer WAL pages and the checkpoints copy fewer
 /// (decision 0008). Records written before are JSON text and are read as such.
 fn pack_record(json: &str) -> Vec<u8> {
     lz4_flex::block::compress_prepend_size(json.as_bytes())
