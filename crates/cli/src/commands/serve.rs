@@ -54,7 +54,7 @@ pub struct Args {
     /// PostgreSQL connections in this node's pool (a `LISTEN` connection comes on top); size it
     /// so that nodes × (pool + 1) stays under the server's `max_connections`. Ignored with
     /// SQLite.
-    #[arg(long, default_value_t = 16, env = "WEFT_DB_POOL", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, default_value_t = weft_runtime::store::postgres::POOL_SIZE as u16, env = "WEFT_DB_POOL", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub db_pool: u16,
     /// Bearer token for `/metrics`. Without it, `/metrics` is served only when listening on
     /// loopback (`/healthz` and the hooks are always open).

@@ -178,6 +178,22 @@ pub struct NewJob {
     pub lease: Option<Duration>,
 }
 
+/// A value as the JSON text a store keeps.
+fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Stored JSON text read back.
+fn parse_json(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The text a job's payload is stored as: the JSON it came as (`given`), else `payload`
+/// serialized.
+fn payload_text(payload: &Value, given: Option<String>) -> Result<String, StoreError> {
+    given.map_or_else(|| to_json(payload), Ok)
+}
+
 /// What to do with a job once it is committed (see [`Store::enqueue`]).
 pub type OnQueued = Box<dyn FnOnce(Job) + Send + Sync>;
 

@@ -45,8 +45,8 @@ use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
 use weft_engine::exec::{ExecutionRecord, Incomplete};
 
 use super::{
-    ClusterLock, Enqueued, ExecutionFilter, ExecutionSummary, Hook, IncompleteRow, Job, JobKind,
-    NewJob, OnQueued, Registration, Store, StoreError,
+    parse_json, payload_text, to_json, ClusterLock, Enqueued, ExecutionFilter, ExecutionSummary,
+    Hook, IncompleteRow, Job, JobKind, NewJob, OnQueued, Registration, Store, StoreError,
 };
 
 /// Connections in a node's pool, by default (`weft serve --db-pool`).
@@ -349,14 +349,6 @@ async fn timed<T>(op: impl Future<Output = Result<T, StoreError>>) -> Result<T, 
             OP_TIMEOUT.as_secs()
         ))),
     }
-}
-
-fn parse_json(text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
@@ -862,10 +854,7 @@ fn to_job(row: &Row) -> Result<Job, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn enqueue(&self, job: NewJob, then: Option<OnQueued>) -> Result<Enqueued, StoreError> {
-        let payload = match job.payload_json {
-            Some(text) => text,
-            None => to_json(&job.payload)?,
-        };
+        let payload = payload_text(&job.payload, job.payload_json)?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             scenario: job.scenario,

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::Value;
 use tokio::sync::oneshot;
 use weft_engine::exec::{ExecutionRecord, Incomplete};
 
 use super::{
-    Enqueued, ExecutionFilter, ExecutionSummary, Hook, IncompleteRow, Job, JobKind, NewJob,
-    OnQueued, Registration, Store, StoreError,
+    parse_json, payload_text, to_json, Enqueued, ExecutionFilter, ExecutionSummary, Hook,
+    IncompleteRow, Job, JobKind, NewJob, OnQueued, Registration, Store, StoreError,
 };
 
 /// Most operations committed in one transaction.
@@ -136,6 +135,11 @@ CREATE INDEX queue_ordered ON queue (scenario, id) WHERE (sequential = 1 OR kind
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A lease in milliseconds (an absurd one stays far from overflowing `now_ms() + it`).
+fn millis(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -384,14 +388,6 @@ impl SqliteStore {
     }
 }
 
-fn parse_json(text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 /// Largest record [`unpack_record`] accepts (a corrupt length must not allocate gigabytes).
 const MAX_RECORD: usize = 1 << 30;
 
@@ -445,11 +441,8 @@ impl Store for SqliteStore {
             sequential,
             lease,
         } = job;
-        let payload = match payload_json {
-            Some(text) => text,
-            None => to_json(&value)?,
-        };
-        let lease_ms = lease.map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX / 2));
+        let payload = payload_text(&value, payload_json)?;
+        let lease_ms = lease.map(millis);
         let row_scenario = scenario.clone();
         // Without a dedup key the job is one INSERT: no savepoint needed.
         let savepoint = dedup_key.is_some();
@@ -492,7 +485,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let lease_ms = millis(lease);
         let rows = self.call(move |c| {
             let now = now_ms();
             let mut stmt = c
@@ -593,7 +586,7 @@ impl Store for SqliteStore {
     }
 
     async fn extend_leases(&self, job_ids: Vec<i64>, lease: Duration) -> Result<(), StoreError> {
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let lease_ms = millis(lease);
         self.call(move |c| {
             let until = now_ms() + lease_ms;
             for id in job_ids {
