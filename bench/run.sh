@@ -25,7 +25,8 @@
 # LOADGEN_THREADS=1 BACKLOG=100000 DRAIN_ROUNDS=2 (fill + drain on the same database, so the
 # second round starts with BACKLOG executions of history) PORT_BASE=4410 WEFT_LOG=info; for experiments:
 # SYSTEMS="floor weft pg1 pg2" (which systems the load runs cover; "floor weft" for SQLite only), DB_DIR=/dev/shm (where weft's
-# databases go: tmpfs makes fsync free), SKIP_STARTUP=1, SKIP_DRAIN=1.
+# databases go: tmpfs makes fsync free), SKIP_STARTUP=1, SKIP_DRAIN=1, WEFT_BIN=path (the weft binary
+# measured under load instead of target/release/weft: alternate runs of two builds to compare them).
 # Every process it starts is stopped on exit; every step has a time bound.
 set -euo pipefail
 
@@ -57,6 +58,7 @@ sim_url=http://$sim_addr
 cargo build --release -p weft -p weft-bench-floor -p weft-bench-loadgen
 bin=target/release
 lg=$bin/bench-loadgen
+weft_bin=${WEFT_BIN:-$bin/weft}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
 db_dir=$(mktemp -d "${DB_DIR:-$tmp}/weft-bench-db.XXXXXX")
@@ -150,7 +152,7 @@ measure() {
     urls=(--url "http://$floor_addr/hooks/bench")
     ;;
   weft)
-    "$bin/weft" serve "$tmp/one" --listen "$weft_addr" --db "$db_dir/weft-$rep.db" --workers "$workers" \
+    "$weft_bin" serve "$tmp/one" --listen "$weft_addr" --db "$db_dir/weft-$rep.db" --workers "$workers" \
       >"$tmp/weft-$rep.log" 2>&1 &
     server=$!
     pids+=("$server")
