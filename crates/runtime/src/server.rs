@@ -412,7 +412,7 @@ async fn activate(shared: &Shared, s: &Arc<Scenario>, hook_url: &str) {
             }
         }
         Err(e) => {
-            let msg = weft_engine::exec::record::redact_text(&e.message, &s.secrets);
+            let msg = s.redactor.text(&e.message);
             tracing::error!(message = "Cannot activate the trigger.", scenario = %s.name, kind = %e.kind, error = %msg);
         }
     }

@@ -109,7 +109,7 @@ pub async fn deactivate(args: DeactivateArgs) -> CmdResult {
                     "cannot remove the webhook of `{}`: {}: {}",
                     scenario.name,
                     e.kind,
-                    weft_engine::exec::record::redact_text(&e.message, &scenario.secrets)
+                    scenario.redactor.text(&e.message)
                 ))
             })?;
         store

@@ -213,7 +213,7 @@ impl<'s> Run<'s> {
             incomplete: self.incomplete,
             response: self.response,
         };
-        record.redact(&self.sc.secrets);
+        record.redact(&self.sc.redactor);
         record
     }
 
@@ -479,7 +479,7 @@ impl<'s> Run<'s> {
                 self.record_and_continue(step, ix, outputs, scope).await
             }
             Err(e) => {
-                tracing::warn!(message = "Module failed.", scenario = %self.sc.name, execution_id = %self.exec_id, module_id = node.id, module = spec.id, kind = %e.kind, error = %crate::exec::record::redact_text(&e.message, &self.sc.secrets));
+                tracing::warn!(message = "Module failed.", scenario = %self.sc.name, execution_id = %self.exec_id, module_id = node.id, module = spec.id, kind = %e.kind, error = %self.sc.redactor.text(&e.message));
                 self.steps.push(Step {
                     module_id: node.id,
                     module: spec.id.to_owned(),

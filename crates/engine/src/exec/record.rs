@@ -143,26 +143,6 @@ pub struct ExecutionRecord {
     pub response: Option<Value>,
 }
 
-/// Replaces every occurrence of a secret in every string of `value` with `***`.
-pub fn redact(value: &mut Value, secrets: &[String]) {
-    redact_with(value, secrets, "***");
-}
-
-/// Replaces every occurrence of a secret in every string of `value` with `marker`.
-pub fn redact_with(value: &mut Value, secrets: &[String], marker: &str) {
-    Redactor::new(secrets, marker).value(value);
-}
-
-/// Replaces every occurrence of a secret in a text with `***`.
-pub fn redact_text(text: &str, secrets: &[String]) -> String {
-    redact_text_with(text, secrets, "***")
-}
-
-/// Replaces every occurrence of a secret in a text with `marker`.
-pub fn redact_text_with(text: &str, secrets: &[String], marker: &str) -> String {
-    Redactor::new(secrets, marker).text(text)
-}
-
 /// Finds secrets and replaces them with a marker. Its searchers are built once (keep one for
 /// as long as its secrets live: a connection, a record) and used for every string: most
 /// strings hold no secret, and building a searcher for each would cost more than the search.
@@ -188,6 +168,11 @@ impl Redactor {
     /// Whether it has no secret to look for.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
+    }
+
+    /// The secrets it looks for.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(|(_, s)| s.as_str())
     }
 
     fn holds_secret(&self, text: &str) -> bool {
@@ -231,8 +216,7 @@ impl Redactor {
 
 impl ExecutionRecord {
     /// Redacts every secret from every bundle, input, error and warning.
-    pub fn redact(&mut self, secrets: &[String]) {
-        let r = Redactor::new(secrets, "***");
+    pub fn redact(&mut self, r: &Redactor) {
         if r.is_empty() {
             return;
         }
@@ -269,7 +253,7 @@ mod tests {
             "b": [{ "c": "pw=pw" }, 7, null, "clean"],
             "tok-123": "keys are left as they are"
         });
-        super::redact_with(&mut v, &secrets, "[x]");
+        super::Redactor::new(&secrets, "[x]").value(&mut v);
         assert_eq!(
             v,
             serde_json::json!({
@@ -278,13 +262,11 @@ mod tests {
                 "tok-123": "keys are left as they are"
             })
         );
-        assert_eq!(
-            super::redact_text("no secret here", &secrets),
-            "no secret here"
-        );
-        assert_eq!(super::redact_text("xtok-123x", &secrets), "x***x");
+        let r = super::Redactor::new(&secrets, "***");
+        assert_eq!(r.text("no secret here"), "no secret here");
+        assert_eq!(r.text("xtok-123x"), "x***x");
         let mut untouched = serde_json::json!("pw");
-        super::redact(&mut untouched, &[String::new()]);
+        super::Redactor::new(&[String::new()], "***").value(&mut untouched);
         assert_eq!(untouched, serde_json::json!("pw"));
     }
 

@@ -483,7 +483,10 @@ async fn secrets_are_redacted_from_the_record() {
         incomplete: vec![],
         response: None,
     };
-    rec.redact(&["tok-SECRET-1".to_owned()]);
+    rec.redact(&super::record::Redactor::new(
+        &["tok-SECRET-1".to_owned()],
+        "***",
+    ));
     let text = serde_json::to_string(&rec).unwrap();
     assert!(!text.contains("tok-SECRET-1"), "{text}");
     assert!(text.contains("***"));

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::coerce::coerce;
 use crate::diagnostic::{Diagnostic, LoadError, Reporter};
+use crate::exec::record::Redactor;
 use crate::filter::{Filter, FilterDef};
 use crate::graph::{ErrorPolicy, Link, LinkKind, MappedField, ModuleGraph, Node, Role};
 use crate::module::Module;
@@ -49,8 +50,9 @@ pub struct Scenario {
     pub trigger: NodeIndex,
     /// Every compiled template.
     pub templates: Templates,
-    /// Secret values to redact from records and logs.
-    pub secrets: Vec<String>,
+    /// Redacts the scenario's secret values from records and logs (its searchers are built
+    /// once, at load, not per execution).
+    pub redactor: Redactor,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -260,7 +262,7 @@ fn build(
         graph,
         trigger,
         templates,
-        secrets,
+        redactor: Redactor::new(&secrets, "***"),
     })
 }
 

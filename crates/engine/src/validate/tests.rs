@@ -318,11 +318,14 @@ fn secrets_must_come_from_the_environment_whatever_their_length() {
     );
     let s = load_keyed(&from_env, "abc").unwrap();
     assert!(
-        s.secrets.is_empty(),
+        s.redactor.is_empty(),
         "a 3-character value is too short to redact safely"
     );
     let s = load_keyed(&from_env, "long-secret-token").unwrap();
-    assert_eq!(s.secrets, vec!["long-secret-token".to_owned()]);
+    assert_eq!(
+        s.redactor.secrets().collect::<Vec<_>>(),
+        vec!["long-secret-token"]
+    );
 
     let plain = from_env.replace("\"${KEYED_TOKEN}\"", "abc");
     let err = load_keyed(&plain, "abc").unwrap_err();
