@@ -1496,3 +1496,32 @@ fn demo_tells_its_story_within_a_minute() {
     assert!(out.stdout.contains("Executions ("), "{}", out.stdout);
     assert!(out.stdout.contains("What Sonar received"), "{}", out.stdout);
 }
+
+/// Names of the runtime's worker threads of a process (Linux: `/proc/PID/task/*/comm`).
+fn runtime_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_as_many_runtime_threads_as_asked_and_one_per_core_but_one_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = ServeOpts::in_dir(tmp.path());
+    copy_fixtures(&opts.dir, &["echo"]);
+    opts.args = vec!["--threads".into(), "3".into()];
+    let serve = Serve::start(opts.clone()).await;
+    assert_eq!(runtime_threads(serve.pid()), 3);
+    drop(serve);
+
+    opts.args.clear();
+    let serve = Serve::start(opts).await;
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(runtime_threads(serve.pid()), cores.saturating_sub(1).max(1));
+
+    let out = weft_sync(&["serve", "--threads", "0"], &[]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--threads"), "{}", out.stderr);
+}

@@ -119,6 +119,19 @@ fn init_logging(format: LogFormat, default_level: &str) {
     drop(result);
 }
 
+/// `weft serve`'s runtime threads unless `--threads` says otherwise: one per core but one, at
+/// least one. The runtime is not alone: SQLite's writer thread (or a database on the
+/// same machine) needs a core's share under load, and a runtime thread on every core makes the
+/// two take turns — more context switches, tasks moved between threads — for nothing: on the
+/// 2-core benchmark machine one thread ran the same load with 20 % less CPU per webhook
+/// (docs/performance.md, fourth round).
+fn serve_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
@@ -126,10 +139,11 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(cli.log_format, default_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve(a) = &cli.command {
+        builder.worker_threads(a.threads.map_or_else(serve_threads, usize::from));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
