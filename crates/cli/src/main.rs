@@ -123,7 +123,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 /// least one. The runtime is not alone: SQLite's writer thread (or a database on the
 /// same machine) needs a core's share under load, and a runtime thread on every core makes the
 /// two take turns — more context switches, tasks moved between threads — for nothing: on the
-/// 2-core benchmark machine one thread ran the same load with 20 % less CPU per webhook
+/// 2-core benchmark machine one thread ran the same load with 10–21 % less CPU per webhook
 /// (docs/performance.md, fourth round).
 fn serve_threads() -> usize {
     std::thread::available_parallelism()

@@ -144,7 +144,7 @@ pub struct ExecutionRecord {
 }
 
 /// Finds secrets and replaces them with a marker. Its searchers are built once (keep one for
-/// as long as its secrets live: a connection, a record) and used for every string: most
+/// as long as its secrets live: a scenario, a connection) and used for every string: most
 /// strings hold no secret, and building a searcher for each would cost more than the search.
 /// Empty secrets are ignored (they would match everywhere).
 pub struct Redactor {
