@@ -31,7 +31,11 @@ const LATER_WAIT: Duration = Duration::from_millis(10);
 /// Deferred operations that make a group due at once.
 const LATER_MAX: usize = 256;
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Answers an operation's caller once its group is committed (or failed); may leave work to
+/// do after every caller of the group is answered ([`After`]).
+type Reply = Box<dyn FnOnce(Result<(), String>) -> Option<After> + Send>;
+/// Work left by an operation for after its group's callers are answered.
+type After = Box<dyn FnOnce() + Send>;
 
 /// An operation for the storage thread.
 struct Op {
@@ -248,9 +252,14 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &Atomic
             let _ = exec(&tx, "RELEASE op", []);
         }
         let outcome = tx.commit().map_err(|e| e.to_string());
-        for reply in replies {
-            reply(outcome.clone());
-        }
+        // Every caller first (a webhook's acknowledgement waits for this), then what the
+        // operations left (handing the new jobs to workers): woken in this order, the
+        // acknowledgements are not queued behind the executions they start.
+        let after: Vec<After> = replies
+            .into_iter()
+            .filter_map(|reply| reply(outcome.clone()))
+            .collect();
+        after.into_iter().for_each(|a| a());
     }
 }
 
@@ -325,12 +334,12 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        self.call_then(savepoint, deferred, f, |_: &R| {}).await
+        self.call_then(savepoint, deferred, f, |_: &R| None).await
     }
 
     /// Like [`Self::call_with`], and runs `then` with the result on the storage thread once
-    /// the transaction is committed, before the caller is answered (whether or not the
-    /// caller still waits).
+    /// the transaction is committed (whether or not the caller still waits); what `then`
+    /// returns runs on the storage thread too, once every caller of the group is answered.
     async fn call_then<R, F, T>(
         &self,
         savepoint: bool,
@@ -341,7 +350,7 @@ impl SqliteStore {
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-        T: FnOnce(&R) + Send + 'static,
+        T: FnOnce(&R) -> Option<After> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
         let run = Box::new(move |conn: &Connection| -> Reply {
@@ -350,16 +359,18 @@ impl SqliteStore {
                 let _ = exec(conn, "ROLLBACK TO op", []);
             }
             Box::new(move |commit: Result<(), String>| {
+                let mut after = None;
                 let out = match commit {
                     Ok(()) => {
                         if let Ok(r) = &result {
-                            then(r);
+                            after = then(r);
                         }
                         result
                     }
                     Err(e) => Err(StoreError::Database(format!("commit failed: {e}"))),
                 };
                 let _ = tx.send(out);
+                after
             })
         });
         self.tx
@@ -470,15 +481,17 @@ impl Store for SqliteStore {
                 Ok(Enqueued::Queued(c.last_insert_rowid()))
             },
             move |queued| {
-                if let (Enqueued::Queued(id), Some(then)) = (queued, then) {
-                    then(Job {
-                        id: *id,
-                        scenario,
-                        kind,
-                        payload: value,
-                        attempts: u32::from(lease.is_some()),
-                    });
-                }
+                let (Enqueued::Queued(id), Some(then)) = (queued, then) else {
+                    return None;
+                };
+                let job = Job {
+                    id: *id,
+                    scenario,
+                    kind,
+                    payload: value,
+                    attempts: u32::from(lease.is_some()),
+                };
+                Some(Box::new(move || then(job)) as After)
             },
         )
         .await
