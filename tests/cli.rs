@@ -1497,7 +1497,7 @@ fn demo_tells_its_story_within_a_minute() {
     assert!(out.stdout.contains("What Sonar received"), "{}", out.stdout);
 }
 
-/// Names of the runtime's worker threads of a process (Linux: `/proc/PID/task/*/comm`).
+/// How many runtime worker threads a process runs (Linux: `/proc/PID/task/*/comm`).
 fn runtime_threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()

@@ -183,21 +183,27 @@ impl Redactor {
 
     /// `text` with every secret replaced.
     pub fn text(&self, text: &str) -> String {
-        if !self.holds_secret(text) {
-            return text.to_owned();
+        if self.holds_secret(text) {
+            self.replaced(text)
+        } else {
+            text.to_owned()
         }
-        let mut t = text.to_owned();
-        for (_, secret) in &self.secrets {
-            t = t.replace(secret.as_str(), &self.marker);
-        }
-        t
     }
 
     /// Replaces every secret in `text`.
     pub fn in_place(&self, text: &mut String) {
         if self.holds_secret(text) {
-            *text = self.text(text);
+            *text = self.replaced(text);
         }
+    }
+
+    /// `text` with every secret replaced, once it is known to hold one.
+    fn replaced(&self, text: &str) -> String {
+        let mut t = text.to_owned();
+        for (_, secret) in &self.secrets {
+            t = t.replace(secret.as_str(), &self.marker);
+        }
+        t
     }
 
     /// Replaces every secret in every string of `value` (object keys are left as they are).
