@@ -496,6 +496,7 @@ async fn record(shared: &Shared, job: &Job, done: Done) {
     // back within it gets the record, and the job does not run a second time.
     let give_up = Instant::now() + shared.config.lease;
     let mut attempt = 0u32;
+    let record = Arc::new(record);
     loop {
         match shared.store.complete(job, &record, resumed.as_ref()).await {
             Ok(()) => break,

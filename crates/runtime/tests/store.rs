@@ -32,8 +32,8 @@ fn record(
     scenario: &str,
     status: Status,
     incomplete: Vec<Incomplete>,
-) -> ExecutionRecord {
-    ExecutionRecord {
+) -> Arc<ExecutionRecord> {
+    Arc::new(ExecutionRecord {
         id: id.into(),
         scenario: scenario.into(),
         status,
@@ -46,7 +46,7 @@ fn record(
         warnings: vec![],
         incomplete,
         response: None,
-    }
+    })
 }
 
 fn incomplete(retries: u32, interval_secs: u64) -> Incomplete {
@@ -794,7 +794,7 @@ async fn sqlite_wal_stays_bounded_under_constant_writes() {
                         attempts: 1,
                     };
                     let mut r = record(&format!("e{w}-{n}"), "s", Status::Success, vec![]);
-                    r.trigger = j.payload;
+                    Arc::make_mut(&mut r).trigger = j.payload;
                     store.complete(&claimed, &r, None).await.unwrap();
                     let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
                     largest.fetch_max(size, std::sync::atomic::Ordering::Relaxed);

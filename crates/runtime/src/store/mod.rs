@@ -6,6 +6,7 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -300,11 +301,12 @@ pub trait Store: Send + Sync + 'static {
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError>;
     /// Records a finished execution and removes its job, in one transaction; stores the
     /// record's incomplete entries (scheduling automatic retries) and, for a resume job,
-    /// resolves or reschedules the incomplete execution it resumed.
+    /// resolves or reschedules the incomplete execution it resumed. The record is shared so
+    /// that a store may encode it on its own thread.
     async fn complete(
         &self,
         job: &Job,
-        record: &ExecutionRecord,
+        record: &Arc<ExecutionRecord>,
         resumed: Option<&IncompleteRow>,
     ) -> Result<(), StoreError>;
     /// Extends the leases of running jobs (heartbeat).

@@ -894,7 +894,7 @@ impl Store for PostgresStore {
     async fn complete(
         &self,
         job: &Job,
-        record: &ExecutionRecord,
+        record: &Arc<ExecutionRecord>,
         resumed: Option<&IncompleteRow>,
     ) -> Result<(), StoreError> {
         let mut incomplete = Vec::with_capacity(record.incomplete.len());
@@ -916,7 +916,7 @@ impl Store for PostgresStore {
             operations: i64_of(record.operations),
             duration_ms: i64_of(record.duration_ms),
             started_at: record.started_at.clone(),
-            record: to_json(record)?,
+            record: to_json(record.as_ref())?,
             resumed_id: resumed.map(|r| r.id.clone()),
             trigger,
             incomplete,

@@ -37,9 +37,31 @@ type Reply = Box<dyn FnOnce(Result<(), String>) -> Option<After> + Send>;
 /// Work left by an operation for after its group's callers are answered.
 type After = Box<dyn FnOnce() + Send>;
 
+/// What an operation runs inside the group's transaction.
+type Run = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// An operation's work.
+enum Work {
+    /// Statements to run in the transaction.
+    Ready(Run),
+    /// Work to do first, outside any transaction (serializing and compressing a record),
+    /// giving the statements: see [`writer_loop`].
+    Prepare(Box<dyn FnOnce() -> Run + Send>),
+}
+
+impl Work {
+    /// The statements, preparing them first if needed.
+    fn ready(self) -> Run {
+        match self {
+            Work::Ready(run) => run,
+            Work::Prepare(prepare) => prepare(),
+        }
+    }
+}
+
 /// An operation for the storage thread.
 struct Op {
-    run: Box<dyn FnOnce(&Connection) -> Reply + Send>,
+    work: Work,
     /// Run inside its own savepoint, so that a failure part-way rolls back only its own
     /// writes. Operations whose writes are one statement (atomic by itself), or whose partial
     /// failure leaves nothing wrong, skip it: a savepoint copies every page the operation
@@ -182,13 +204,25 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// [`LATER_MAX`] wait) to be committed together. Its worker is free meanwhile, and fewer,
 /// larger groups of records write fewer pages (each commit rewrites the last, partly filled
 /// page of every table and index it touches), while webhooks and claims still commit at once.
+/// Its record is serialized and compressed here too ([`Work::Prepare`]), after a group's
+/// callers are answered and one record at a time, stopping as soon as another operation
+/// arrives: with one runtime thread for the intake and the executions, this thread has the
+/// room, and a webhook waits for one record's encoding at most.
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &AtomicU32) {
     // Deferred operations (recording finished executions) wait for a group that is due.
-    let mut later: Vec<Op> = Vec::new();
+    // Each with whether it runs in a savepoint.
+    let mut later: Vec<(Run, bool)> = Vec::new();
+    // Deferred operations not prepared yet (their records not encoded).
+    let mut unprepared: Vec<(Work, bool)> = Vec::new();
     let mut later_since = Instant::now();
+    // An operation that arrived while records were being prepared.
+    let mut arrived: Option<Op> = None;
     let mut open = true;
-    while open || !later.is_empty() {
-        let first = if later.is_empty() {
+    while open || !later.is_empty() || !unprepared.is_empty() || arrived.is_some() {
+        let waiting = later.len() + unprepared.len();
+        let first = if let Some(op) = arrived.take() {
+            Some(op)
+        } else if waiting == 0 {
             rx.recv().ok()
         } else {
             match rx.recv_timeout(LATER_WAIT.saturating_sub(later_since.elapsed())) {
@@ -200,27 +234,32 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &Atomic
                 }
             }
         };
-        if first.is_none() && later.is_empty() {
+        if first.is_none() && later.is_empty() && unprepared.is_empty() {
             break;
         }
-        let mut ops = Vec::new();
+        let mut ops: Vec<(Run, bool)> = Vec::new();
         for op in first
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_GROUP))
         {
-            if op.deferred && later.len() < MAX_GROUP {
-                if later.is_empty() {
+            if op.deferred && later.len() + unprepared.len() < MAX_GROUP {
+                if later.is_empty() && unprepared.is_empty() {
                     later_since = Instant::now();
                 }
-                later.push(op);
+                unprepared.push((op.work, op.savepoint));
             } else {
-                ops.push(op);
+                ops.push((op.work.ready(), op.savepoint));
             }
         }
-        if !open || later.len() >= LATER_MAX || later_since.elapsed() >= LATER_WAIT {
+        let due = !open
+            || later.len() + unprepared.len() >= LATER_MAX
+            || later_since.elapsed() >= LATER_WAIT;
+        if due {
+            later.extend(unprepared.drain(..).map(|(work, sp)| (work.ready(), sp)));
             ops.append(&mut later);
         }
         if ops.is_empty() {
+            prepare_some(&mut unprepared, &mut later, &rx, &mut arrived);
             continue;
         }
         if wal_frames.load(Ordering::Relaxed) > WAL_RESET_FRAMES {
@@ -239,15 +278,15 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &Atomic
             }
         };
         let mut replies = Vec::with_capacity(ops.len());
-        for op in ops {
-            if !op.savepoint {
-                replies.push((op.run)(&tx));
+        for (run, savepoint) in ops {
+            if !savepoint {
+                replies.push(run(&tx));
                 continue;
             }
             if exec(&tx, "SAVEPOINT op", []).is_err() {
                 continue;
             }
-            replies.push((op.run)(&tx));
+            replies.push(run(&tx));
             // An op that failed rolled its own savepoint back (see `call`).
             let _ = exec(&tx, "RELEASE op", []);
         }
@@ -260,7 +299,29 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &Atomic
             .filter_map(|reply| reply(outcome.clone()))
             .collect();
         after.into_iter().for_each(|a| a());
+        prepare_some(&mut unprepared, &mut later, &rx, &mut arrived);
     }
+}
+
+/// Prepares the deferred operations received so far (encodes their records) between two
+/// groups, one at a time, and stops as soon as another operation arrives: a webhook waits
+/// for at most one record's encoding, and the callers' threads (the runtime's) do not
+/// encode at all.
+fn prepare_some(
+    unprepared: &mut Vec<(Work, bool)>,
+    later: &mut Vec<(Run, bool)>,
+    rx: &mpsc::Receiver<Op>,
+    arrived: &mut Option<Op>,
+) {
+    let mut work = std::mem::take(unprepared).into_iter();
+    while arrived.is_none() {
+        let Some((next, savepoint)) = work.next() else {
+            break;
+        };
+        later.push((next.ready(), savepoint));
+        *arrived = rx.try_recv().ok();
+    }
+    unprepared.extend(work);
 }
 
 /// A passive checkpoint (never waits for, nor blocks, the writer): whether another
@@ -284,6 +345,41 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>, wal_frames: &At
             Err(e) => tracing::warn!(message = "WAL checkpoint failed.", error = %e),
         }
     }
+}
+
+/// The statements of an operation: runs `f` (rolling its savepoint back if it fails), then,
+/// once the group is committed, answers `tx` and runs `then` with the result.
+fn run_op<R, F, T>(
+    savepoint: bool,
+    f: F,
+    then: T,
+    tx: oneshot::Sender<Result<R, StoreError>>,
+) -> Run
+where
+    R: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    T: FnOnce(&R) -> Option<After> + Send + 'static,
+{
+    Box::new(move |conn: &Connection| -> Reply {
+        let result = f(conn);
+        if result.is_err() && savepoint {
+            let _ = exec(conn, "ROLLBACK TO op", []);
+        }
+        Box::new(move |commit: Result<(), String>| {
+            let mut after = None;
+            let out = match commit {
+                Ok(()) => {
+                    if let Ok(r) = &result {
+                        after = then(r);
+                    }
+                    result
+                }
+                Err(e) => Err(StoreError::Database(format!("commit failed: {e}"))),
+            };
+            let _ = tx.send(out);
+            after
+        })
+    })
 }
 
 impl SqliteStore {
@@ -353,34 +449,42 @@ impl SqliteStore {
         T: FnOnce(&R) -> Option<After> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
-        let run = Box::new(move |conn: &Connection| -> Reply {
-            let result = f(conn);
-            if result.is_err() && savepoint {
-                let _ = exec(conn, "ROLLBACK TO op", []);
-            }
-            Box::new(move |commit: Result<(), String>| {
-                let mut after = None;
-                let out = match commit {
-                    Ok(()) => {
-                        if let Ok(r) = &result {
-                            after = then(r);
-                        }
-                        result
-                    }
-                    Err(e) => Err(StoreError::Database(format!("commit failed: {e}"))),
-                };
-                let _ = tx.send(out);
-                after
-            })
-        });
+        let work = Work::Ready(run_op(savepoint, f, then, tx));
+        self.submit(work, savepoint, deferred, rx).await
+    }
+
+    /// Like [`Self::call_with`] for a deferred operation whose statements `prepare` gives:
+    /// the storage thread calls it between two groups, outside any transaction, so that
+    /// encoding a record costs the callers' threads nothing (see [`writer_loop`]).
+    async fn call_prepared<R, F, P>(&self, savepoint: bool, prepare: P) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        P: FnOnce() -> F + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let work = Work::Prepare(Box::new(move || {
+            run_op(savepoint, prepare(), |_: &R| None, tx)
+        }));
+        self.submit(work, savepoint, true, rx).await
+    }
+
+    /// Sends an operation to the storage thread and waits for its answer.
+    async fn submit<R>(
+        &self,
+        work: Work,
+        savepoint: bool,
+        deferred: bool,
+        answer: oneshot::Receiver<Result<R, StoreError>>,
+    ) -> Result<R, StoreError> {
         self.tx
             .send(Op {
-                run,
+                work,
                 savepoint,
                 deferred,
             })
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Gives back every lease (one node owns an SQLite file: whatever was running when it
@@ -427,6 +531,47 @@ struct NewIncomplete {
     state: String,
     trigger: String,
     next_retry_at: Option<i64>,
+}
+
+/// A finished execution as the storage thread writes it.
+struct Completion {
+    /// id, scenario, status, operations, duration_ms, started_at.
+    row: (String, String, &'static str, i64, i64, String),
+    /// The record, compressed ([`pack_record`]).
+    packed: Vec<u8>,
+    incomplete: Vec<NewIncomplete>,
+}
+
+/// Serializes and compresses a finished execution for [`Store::complete`].
+fn encode_completion(record: &ExecutionRecord) -> Result<Completion, StoreError> {
+    let incomplete = if record.incomplete.is_empty() {
+        Vec::new()
+    } else {
+        let trigger = to_json(&record.trigger)?;
+        record
+            .incomplete
+            .iter()
+            .map(|inc| {
+                Ok(NewIncomplete {
+                    state: to_json(inc)?,
+                    trigger: trigger.clone(),
+                    next_retry_at: next_retry(inc),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?
+    };
+    Ok(Completion {
+        row: (
+            record.id.clone(),
+            record.scenario.clone(),
+            record.status.name(),
+            record.operations as i64,
+            record.duration_ms as i64,
+            record.started_at.clone(),
+        ),
+        packed: pack_record(&to_json(record)?),
+        incomplete,
+    })
 }
 
 /// When `break` retries automatically next (`None`: it waits for `weft executions retry`).
@@ -538,62 +683,44 @@ impl Store for SqliteStore {
     async fn complete(
         &self,
         job: &Job,
-        record: &ExecutionRecord,
+        record: &Arc<ExecutionRecord>,
         resumed: Option<&IncompleteRow>,
     ) -> Result<(), StoreError> {
         let job_id = job.id;
         let resumed_id = resumed.map(|r| r.id.clone());
-        // Serialize and compress here, on the caller's thread: the storage thread only writes.
-        let packed = pack_record(&to_json(record)?);
-        let row = (
-            record.id.clone(),
-            record.scenario.clone(),
-            record.status.name(),
-            record.operations as i64,
-            record.duration_ms as i64,
-            record.started_at.clone(),
-        );
-        let incomplete: Vec<NewIncomplete> = if record.incomplete.is_empty() {
-            Vec::new()
-        } else {
-            let trigger = to_json(&record.trigger)?;
-            record
-                .incomplete
-                .iter()
-                .map(|inc| {
-                    Ok(NewIncomplete {
-                        state: to_json(inc)?,
-                        trigger: trigger.clone(),
-                        next_retry_at: next_retry(inc),
-                    })
-                })
-                .collect::<Result<_, StoreError>>()?
-        };
         // A plain completion is an INSERT then a DELETE: should the DELETE fail after the
         // INSERT, the job stays queued and runs again (at-least-once), nothing is lost; with
         // incomplete entries to keep consistent, it runs in a savepoint.
-        let savepoint = resumed_id.is_some() || !incomplete.is_empty();
-        self.call_with(savepoint, true, move |c| {
-            let (id, scenario, status, operations, duration_ms, started_at) = &row;
-            exec(
-                c,
-                "INSERT OR REPLACE INTO executions (id, scenario, status, operations, duration_ms, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, scenario, status, operations, duration_ms, started_at, packed],
-            )
-            .map_err(db_err)?;
-            exec(c, "DELETE FROM queue WHERE id = ?1", params![job_id]).map_err(db_err)?;
-            if let Some(rid) = &resumed_id {
-                exec(c, "UPDATE incomplete SET resolved = 1, next_retry_at = NULL WHERE id = ?1", params![rid]).map_err(db_err)?;
-            }
-            for inc in &incomplete {
+        let savepoint = resumed_id.is_some() || !record.incomplete.is_empty();
+        let record = record.clone();
+        // Serialized and compressed on the storage thread between two groups (the runtime's
+        // threads run the executions), then written in a group of its own.
+        self.call_prepared(savepoint, move || {
+            let encoded = encode_completion(&record);
+            drop(record);
+            move |c: &Connection| {
+                let Completion { row, packed, incomplete } = encoded?;
+                let (id, scenario, status, operations, duration_ms, started_at) = &row;
                 exec(
                     c,
-                    "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![weft_engine::exec::new_id(), id, scenario, inc.state, inc.trigger, inc.next_retry_at],
+                    "INSERT OR REPLACE INTO executions (id, scenario, status, operations, duration_ms, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, scenario, status, operations, duration_ms, started_at, packed],
                 )
                 .map_err(db_err)?;
+                exec(c, "DELETE FROM queue WHERE id = ?1", params![job_id]).map_err(db_err)?;
+                if let Some(rid) = &resumed_id {
+                    exec(c, "UPDATE incomplete SET resolved = 1, next_retry_at = NULL WHERE id = ?1", params![rid]).map_err(db_err)?;
+                }
+                for inc in &incomplete {
+                    exec(
+                        c,
+                        "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![weft_engine::exec::new_id(), id, scenario, inc.state, inc.trigger, inc.next_retry_at],
+                    )
+                    .map_err(db_err)?;
+                }
+                Ok(())
             }
-            Ok(())
         })
         .await
     }
@@ -947,6 +1074,102 @@ mod tests {
         assert_eq!(claimed[0].payload, serde_json::json!({ "n": 1 }));
         assert!(store.has_pending("s").await.unwrap());
         assert!(!store.has_pending("other").await.unwrap());
+    }
+
+    /// Completions are encoded on the storage thread between groups while webhooks keep
+    /// committing; more of them than make a deferred group due at once, so that both the
+    /// full and the timed group run. Every record is stored, readable and its job gone.
+    #[tokio::test]
+    async fn completions_prepared_by_the_storage_thread_are_all_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("weft.db")).unwrap());
+        let n = LATER_MAX + 44;
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let job = NewJob {
+                scenario: "s".into(),
+                kind: JobKind::Trigger,
+                payload: serde_json::json!({ "n": i }),
+                payload_json: None,
+                dedup_key: None,
+                sequential: false,
+                lease: Some(Duration::from_secs(60)),
+            };
+            match store.enqueue(job, None).await.unwrap() {
+                Enqueued::Queued(id) => ids.push(id),
+                Enqueued::Duplicate => panic!("no dedup key was given"),
+            }
+        }
+        let mut tasks = Vec::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let job = Job {
+                    id,
+                    scenario: "s".into(),
+                    kind: JobKind::Trigger,
+                    payload: serde_json::Value::Null,
+                    attempts: 1,
+                };
+                let record = Arc::new(ExecutionRecord {
+                    id: format!("e{i}"),
+                    scenario: "s".into(),
+                    status: weft_engine::exec::Status::Success,
+                    operations: 1,
+                    duration_ms: 0,
+                    started_at: "2026-01-01T00:00:00.000Z".into(),
+                    trigger: serde_json::json!({ "n": i }),
+                    steps: Vec::new(),
+                    error: None,
+                    warnings: Vec::new(),
+                    incomplete: Vec::new(),
+                    response: None,
+                });
+                // A webhook queued beside each completion commits in its own group.
+                let beside = store.enqueue(
+                    NewJob {
+                        scenario: "t".into(),
+                        kind: JobKind::Trigger,
+                        payload: serde_json::json!({}),
+                        payload_json: None,
+                        dedup_key: None,
+                        sequential: false,
+                        lease: None,
+                    },
+                    None,
+                );
+                let (done, queued) = tokio::join!(store.complete(&job, &record, None), beside);
+                done.unwrap();
+                assert!(matches!(queued.unwrap(), Enqueued::Queued(_)));
+            }));
+        }
+        // A completion left unprepared would never be answered: fail instead of hanging.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+        .await
+        .expect("every completion is answered");
+        assert_eq!(
+            store.queue_depth().await.unwrap(),
+            n as u64,
+            "the `t` jobs stay"
+        );
+        for i in [0, n / 2, n - 1] {
+            let record = store.execution(&format!("e{i}")).await.unwrap().unwrap();
+            assert_eq!(record.trigger, serde_json::json!({ "n": i }));
+        }
+        let stored = store
+            .call(|c| {
+                c.query_row("SELECT COUNT(*) FROM executions", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(db_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, n as i64);
     }
 
     #[tokio::test]
