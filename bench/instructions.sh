@@ -3,9 +3,10 @@
 # not move with the neighbours on a shared machine (user-space instructions only: the kernel's
 # work for sockets and fsync is not counted).
 #
-#   bench/instructions.sh [WEFT_BIN] [N]
+#   bench/instructions.sh [WEFT_BIN|floor] [N]
 #
-# Starts the Sonar simulator, then runs WEFT_BIN (default target/release/weft) under
+# Starts the Sonar simulator, then runs WEFT_BIN (default target/release/weft; `floor`: the
+# no-engine floor, bench/floor, for the same figure per request) under
 # `valgrind --tool=callgrind --separate-threads=yes` twice on the bench scenario: once for
 # 200 webhooks and once for N+200 (default N=2000), 8 connections, each run until weft's queue
 # is empty. The difference divided by N is what one webhook costs, without start-up and
@@ -19,7 +20,7 @@ weft_bin=${1:-target/release/weft}
 n=${2:-2000}
 port=${PORT_BASE:-4610}
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-cargo build --release -p weft -p weft-bench-loadgen
+cargo build --release -p weft -p weft-bench-loadgen -p weft-bench-floor
 lg=target/release/bench-loadgen
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-instr.XXXXXX")
@@ -41,6 +42,22 @@ pids+=("$!")
 one() {
   local count=$1 url="" srv
   mkdir -p "$tmp/db.$count" "$tmp/cg.$count"
+  if [ "$weft_bin" = floor ]; then
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/cg.$count/out" \
+      target/release/bench-floor --listen "127.0.0.1:$((port + 2))" --sonar-base-url "$SONAR_BASE_URL" \
+      --token sim-token >"$tmp/floor.$count.log" 2>&1 &
+    srv=$!
+    pids+=("$srv")
+    for _ in $(seq 1200); do
+      curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$((port + 2))/healthz" && break
+      sleep 0.05
+    done
+    url=http://127.0.0.1:$((port + 2))/hooks/bench
+    "$lg" run --url "$url" --concurrency 8 --duration 300 --count "$count" --run-id "c$count" >/dev/null
+    kill -TERM "$srv"
+    wait "$srv" || true
+    return
+  fi
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/cg.$count/out" \
     "$weft_bin" serve "$tmp/one" --listen "127.0.0.1:$((port + 2))" --db "$tmp/db.$count/w.db" \
     --workers 64 >"$tmp/weft.$count.log" 2>&1 &
@@ -74,5 +91,5 @@ def totals(d):
 a, b = totals(f"{tmp}/cg.200"), totals(f"{tmp}/cg.{n + 200}")
 per = {t: (b.get(t, 0) - a.get(t, 0)) / n for t in b}
 shown = ", ".join(f"thread {t}: {v:,.0f}" for t, v in sorted(per.items()) if abs(v) >= 500)
-print(f"{binary}: {sum(per.values()):,.0f} instructions per webhook ({shown})")
+print(f"{binary}: {sum(per.values()):,.0f} instructions per webhook or request ({shown})")
 PY
