@@ -533,10 +533,8 @@ struct NewIncomplete {
     next_retry_at: Option<i64>,
 }
 
-/// A finished execution as the storage thread writes it.
+/// What the storage thread encodes of a finished execution before writing it.
 struct Completion {
-    /// id, scenario, status, operations, duration_ms, started_at.
-    row: (String, String, &'static str, i64, i64, String),
     /// The record, compressed ([`pack_record`]).
     packed: Vec<u8>,
     incomplete: Vec<NewIncomplete>,
@@ -561,14 +559,6 @@ fn encode_completion(record: &ExecutionRecord) -> Result<Completion, StoreError>
             .collect::<Result<_, StoreError>>()?
     };
     Ok(Completion {
-        row: (
-            record.id.clone(),
-            record.scenario.clone(),
-            record.status.name(),
-            record.operations as i64,
-            record.duration_ms as i64,
-            record.started_at.clone(),
-        ),
         packed: pack_record(&to_json(record)?),
         incomplete,
     })
@@ -694,17 +684,16 @@ impl Store for SqliteStore {
         let savepoint = resumed_id.is_some() || !record.incomplete.is_empty();
         let record = record.clone();
         // Serialized and compressed on the storage thread between two groups (the runtime's
-        // threads run the executions), then written in a group of its own.
+        // threads run the executions), then written with the next deferred group.
         self.call_prepared(savepoint, move || {
             let encoded = encode_completion(&record);
-            drop(record);
             move |c: &Connection| {
-                let Completion { row, packed, incomplete } = encoded?;
-                let (id, scenario, status, operations, duration_ms, started_at) = &row;
+                let Completion { packed, incomplete } = encoded?;
+                let r = &*record;
                 exec(
                     c,
                     "INSERT OR REPLACE INTO executions (id, scenario, status, operations, duration_ms, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, scenario, status, operations, duration_ms, started_at, packed],
+                    params![r.id, r.scenario, r.status.name(), r.operations as i64, r.duration_ms as i64, r.started_at, packed],
                 )
                 .map_err(db_err)?;
                 exec(c, "DELETE FROM queue WHERE id = ?1", params![job_id]).map_err(db_err)?;
@@ -715,7 +704,7 @@ impl Store for SqliteStore {
                     exec(
                         c,
                         "INSERT INTO incomplete (id, execution_id, scenario, state, trigger, next_retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![weft_engine::exec::new_id(), id, scenario, inc.state, inc.trigger, inc.next_retry_at],
+                        params![weft_engine::exec::new_id(), r.id, r.scenario, inc.state, inc.trigger, inc.next_retry_at],
                     )
                     .map_err(db_err)?;
                 }
@@ -1081,20 +1070,27 @@ mod tests {
     /// full and the timed group run. Every record is stored, readable and its job gone.
     #[tokio::test]
     async fn completions_prepared_by_the_storage_thread_are_all_recorded() {
+        fn new_job(scenario: &str, payload: serde_json::Value, lease: Option<Duration>) -> NewJob {
+            NewJob {
+                scenario: scenario.into(),
+                kind: JobKind::Trigger,
+                payload,
+                payload_json: None,
+                dedup_key: None,
+                sequential: false,
+                lease,
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("weft.db")).unwrap());
         let n = LATER_MAX + 44;
         let mut ids = Vec::new();
         for i in 0..n {
-            let job = NewJob {
-                scenario: "s".into(),
-                kind: JobKind::Trigger,
-                payload: serde_json::json!({ "n": i }),
-                payload_json: None,
-                dedup_key: None,
-                sequential: false,
-                lease: Some(Duration::from_secs(60)),
-            };
+            let job = new_job(
+                "s",
+                serde_json::json!({ "n": i }),
+                Some(Duration::from_secs(60)),
+            );
             match store.enqueue(job, None).await.unwrap() {
                 Enqueued::Queued(id) => ids.push(id),
                 Enqueued::Duplicate => panic!("no dedup key was given"),
@@ -1126,18 +1122,7 @@ mod tests {
                     response: None,
                 });
                 // A webhook queued beside each completion commits in its own group.
-                let beside = store.enqueue(
-                    NewJob {
-                        scenario: "t".into(),
-                        kind: JobKind::Trigger,
-                        payload: serde_json::json!({}),
-                        payload_json: None,
-                        dedup_key: None,
-                        sequential: false,
-                        lease: None,
-                    },
-                    None,
-                );
+                let beside = store.enqueue(new_job("t", serde_json::json!({}), None), None);
                 let (done, queued) = tokio::join!(store.complete(&job, &record, None), beside);
                 done.unwrap();
                 assert!(matches!(queued.unwrap(), Enqueued::Queued(_)));
