@@ -334,7 +334,8 @@ pub trait Store: Send + Sync + 'static {
     async fn registrations(&self, scenario: &str) -> Result<Vec<Registration>, StoreError>;
     /// Forgets a registration.
     async fn delete_registration(&self, scenario: &str, module_id: u32) -> Result<(), StoreError>;
-    /// Lists executions, newest first.
+    /// Lists executions, newest first (SQLite: the most recently finished; PostgreSQL: the
+    /// most recently started; docs/decisions/0010).
     async fn list_executions(
         &self,
         filter: ExecutionFilter,

@@ -157,6 +157,16 @@ ALTER TABLE queue_next RENAME TO queue;
 CREATE UNIQUE INDEX queue_dedup ON queue (dedup_key) WHERE dedup_key IS NOT NULL;
 CREATE INDEX queue_ordered ON queue (scenario, id) WHERE (sequential = 1 OR kind = 'resume');
 "#,
+    // A history row went into four B-trees: the table, its text primary key, `started_at` and
+    // `scenario, started_at`; each commit of finished executions rewrote the last leaf of
+    // every one. The history is listed in the order it was written (the rowid) instead, so the
+    // index by `started_at` goes and the one by scenario keys on the scenario alone (SQLite
+    // appends the rowid to every index key). Pruning scans from the oldest row.
+    r#"
+DROP INDEX executions_started;
+DROP INDEX executions_scenario;
+CREATE INDEX executions_scenario ON executions (scenario);
+"#,
 ];
 
 fn now_ms() -> i64 {
@@ -922,7 +932,7 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "SELECT id, scenario, status, operations, duration_ms, started_at FROM executions
                      WHERE (?1 IS NULL OR scenario = ?1) AND (?2 IS NULL OR status = ?2)
-                     ORDER BY started_at DESC, rowid DESC LIMIT ?3",
+                     ORDER BY rowid DESC LIMIT ?3",
                 )
                 .map_err(db_err)?;
             let rows = stmt
@@ -977,9 +987,15 @@ impl Store for SqliteStore {
             - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::days(36_500));
         let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.call(move |c| {
+            // Rows are in the order they were written, which is the order executions
+            // finished: every row before the first one started after the cutoff started
+            // before it. (One that started before it but finished after a newer one goes in a
+            // later pass, once that newer one is old enough too.)
             let n = c
                 .execute(
-                    "DELETE FROM executions WHERE started_at < ?1",
+                    "DELETE FROM executions WHERE rowid < COALESCE(
+                       (SELECT rowid FROM executions WHERE started_at >= ?1 ORDER BY rowid LIMIT 1),
+                       9223372036854775807)",
                     params![cutoff],
                 )
                 .map_err(db_err)?;
@@ -1155,6 +1171,70 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, n as i64);
+    }
+
+    #[tokio::test]
+    async fn history_is_listed_and_pruned_in_the_order_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("weft.db")).unwrap();
+        // Written in this order; `late` started long ago but finished after `new`.
+        let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let rows = [
+            ("old-1", "a", "2020-01-01T00:00:00.000Z".to_owned()),
+            ("old-2", "b", "2020-01-02T00:00:00.000Z".to_owned()),
+            ("new", "a", an_hour_ago),
+            ("late", "b", "2020-01-03T00:00:00.000Z".to_owned()),
+        ];
+        store
+            .call(move |c| {
+                for (id, scenario, started) in rows {
+                    exec(c, "INSERT INTO executions (id, scenario, status, operations, duration_ms, started_at, record) VALUES (?1, ?2, 'success', 1, 1, ?3, '{}')", params![id, scenario, started])
+                        .map_err(db_err)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let ids = |filter: ExecutionFilter| {
+            let store = &store;
+            async move {
+                let listed = store.list_executions(filter).await.unwrap();
+                listed.into_iter().map(|e| e.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ids(ExecutionFilter::default()).await,
+            ["late", "new", "old-2", "old-1"]
+        );
+        let only_a = ExecutionFilter {
+            scenario: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(only_a.clone()).await, ["new", "old-1"]);
+        // The scenario filter reads its index, not the whole table.
+        let plan = store
+            .call(|c| {
+                c.query_row(
+                    "EXPLAIN QUERY PLAN SELECT id FROM executions WHERE scenario = 'a' ORDER BY rowid DESC",
+                    [],
+                    |r| r.get::<_, String>(3),
+                )
+                .map_err(db_err)
+            })
+            .await
+            .unwrap();
+        assert!(plan.contains("executions_scenario"), "{plan}");
+        // A year's retention: the rows before the first one started within it go; `late`
+        // waits behind `new`.
+        let pruned = store
+            .prune_executions(Duration::from_secs(365 * 86_400))
+            .await
+            .unwrap();
+        assert_eq!(pruned, 2);
+        assert_eq!(ids(ExecutionFilter::default()).await, ["late", "new"]);
+        assert_eq!(store.prune_executions(Duration::ZERO).await.unwrap(), 2);
+        assert!(ids(only_a).await.is_empty());
     }
 
     #[tokio::test]
