@@ -218,7 +218,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// callers are answered and one record at a time, stopping as soon as another operation
 /// arrives: with one runtime thread for the intake and the executions, this thread has the
 /// room, and a webhook waits for one record's encoding at most.
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &AtomicU32) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &AtomicU32) {
     // Deferred operations (recording finished executions) wait for a group that is due.
     // Each with whether it runs in a savepoint.
     let mut later: Vec<(Run, bool)> = Vec::new();
@@ -279,28 +279,33 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &Atomic
                 Err(e) => tracing::warn!(message = "WAL checkpoint failed.", error = %e),
             }
         }
-        let tx = match conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => {
-                // Dropping the operations drops their reply channels: callers get `Closed`.
-                tracing::error!(message = "Cannot open a transaction.", error = %e, operations = ops.len());
-                continue;
-            }
-        };
+        // BEGIN and COMMIT go through the statement cache like the operations' statements
+        // (`Connection::transaction` would parse both again for every group).
+        if let Err(e) = exec(&conn, "BEGIN", []) {
+            // Dropping the operations drops their reply channels: callers get `Closed`.
+            tracing::error!(message = "Cannot open a transaction.", error = %e, operations = ops.len());
+            continue;
+        }
+        let tx = &conn;
         let mut replies = Vec::with_capacity(ops.len());
         for (run, savepoint) in ops {
             if !savepoint {
-                replies.push(run(&tx));
+                replies.push(run(tx));
                 continue;
             }
-            if exec(&tx, "SAVEPOINT op", []).is_err() {
+            if exec(tx, "SAVEPOINT op", []).is_err() {
                 continue;
             }
-            replies.push(run(&tx));
+            replies.push(run(tx));
             // An op that failed rolled its own savepoint back (see `call`).
-            let _ = exec(&tx, "RELEASE op", []);
+            let _ = exec(tx, "RELEASE op", []);
         }
-        let outcome = tx.commit().map_err(|e| e.to_string());
+        let outcome = exec(tx, "COMMIT", []).map(drop).map_err(|e| e.to_string());
+        if outcome.is_err() {
+            // A COMMIT that failed may leave the transaction open: end it, as dropping a
+            // `rusqlite::Transaction` would. (Without one open, this fails harmlessly.)
+            let _ = exec(tx, "ROLLBACK", []);
+        }
         // Every caller first (a webhook's acknowledgement waits for this), then what the
         // operations left (handing the new jobs to workers): woken in this order, the
         // acknowledgements are not queued behind the executions they start.
@@ -401,6 +406,8 @@ impl SqliteStore {
         // a WAL file larger than 64 MiB is cut back when it starts over.
         conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864")
             .map_err(db_err)?;
+        // Every statement the store runs stays prepared (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(64);
         let checkpoints = Connection::open(path).map_err(db_err)?;
         checkpoints
             .execute_batch("PRAGMA busy_timeout=5000")
