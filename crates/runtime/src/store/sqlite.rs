@@ -286,25 +286,26 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Op>, wal_frames: &AtomicU32)
             tracing::error!(message = "Cannot open a transaction.", error = %e, operations = ops.len());
             continue;
         }
-        let tx = &conn;
         let mut replies = Vec::with_capacity(ops.len());
         for (run, savepoint) in ops {
             if !savepoint {
-                replies.push(run(tx));
+                replies.push(run(&conn));
                 continue;
             }
-            if exec(tx, "SAVEPOINT op", []).is_err() {
+            if exec(&conn, "SAVEPOINT op", []).is_err() {
                 continue;
             }
-            replies.push(run(tx));
+            replies.push(run(&conn));
             // An op that failed rolled its own savepoint back (see `call`).
-            let _ = exec(tx, "RELEASE op", []);
+            let _ = exec(&conn, "RELEASE op", []);
         }
-        let outcome = exec(tx, "COMMIT", []).map(drop).map_err(|e| e.to_string());
+        let outcome = exec(&conn, "COMMIT", [])
+            .map(drop)
+            .map_err(|e| e.to_string());
         if outcome.is_err() {
             // A COMMIT that failed may leave the transaction open: end it, as dropping a
             // `rusqlite::Transaction` would. (Without one open, this fails harmlessly.)
-            let _ = exec(tx, "ROLLBACK", []);
+            let _ = exec(&conn, "ROLLBACK", []);
         }
         // Every caller first (a webhook's acknowledgement waits for this), then what the
         // operations left (handing the new jobs to workers): woken in this order, the
@@ -519,6 +520,17 @@ impl SqliteStore {
         .await
     }
 }
+
+/// The history newest first (rowid order, decision 0010), `?2` a status or NULL (`?1`, the
+/// scenario, is NULL and unused: the same parameters bind both queries).
+const LIST_ALL: &str =
+    "SELECT id, scenario, status, operations, duration_ms, started_at FROM executions
+     WHERE (?2 IS NULL OR status = ?2) ORDER BY rowid DESC LIMIT ?3";
+/// One scenario's history (`?1`), newest first: a condition `?1 IS NULL OR scenario = ?1`
+/// could not use the index by scenario and would read the whole table for a rare scenario.
+const LIST_SCENARIO: &str =
+    "SELECT id, scenario, status, operations, duration_ms, started_at FROM executions
+     WHERE scenario = ?1 AND (?2 IS NULL OR status = ?2) ORDER BY rowid DESC LIMIT ?3";
 
 /// Largest record [`unpack_record`] accepts (a corrupt length must not allocate gigabytes).
 const MAX_RECORD: usize = 1 << 30;
@@ -935,13 +947,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ExecutionSummary>, StoreError> {
         self.call(move |c| {
             let limit = if filter.limit == 0 { 50 } else { filter.limit } as i64;
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, scenario, status, operations, duration_ms, started_at FROM executions
-                     WHERE (?1 IS NULL OR scenario = ?1) AND (?2 IS NULL OR status = ?2)
-                     ORDER BY rowid DESC LIMIT ?3",
-                )
-                .map_err(db_err)?;
+            let sql = if filter.scenario.is_some() {
+                LIST_SCENARIO
+            } else {
+                LIST_ALL
+            };
+            let mut stmt = c.prepare_cached(sql).map_err(db_err)?;
             let rows = stmt
                 .query_map(params![filter.scenario, filter.status, limit], |r| {
                     Ok(ExecutionSummary {
@@ -1219,19 +1230,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(only_a.clone()).await, ["new", "old-1"]);
-        // The scenario filter reads its index, not the whole table.
+        // The scenario filter searches its index, not the whole table.
         let plan = store
             .call(|c| {
                 c.query_row(
-                    "EXPLAIN QUERY PLAN SELECT id FROM executions WHERE scenario = 'a' ORDER BY rowid DESC",
-                    [],
+                    &format!("EXPLAIN QUERY PLAN {LIST_SCENARIO}"),
+                    params!["a", None::<String>, 50],
                     |r| r.get::<_, String>(3),
                 )
                 .map_err(db_err)
             })
             .await
             .unwrap();
-        assert!(plan.contains("executions_scenario"), "{plan}");
+        assert!(plan.contains("USING INDEX executions_scenario"), "{plan}");
         // A year's retention: the rows before the first one started within it go; `late`
         // waits behind `new`.
         let pruned = store
