@@ -1507,7 +1507,7 @@ fn runtime_threads(pid: u32) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_runs_as_many_runtime_threads_as_asked_and_one_per_core_but_one_by_default() {
+async fn serve_runs_as_many_runtime_threads_as_asked_and_one_per_core_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = ServeOpts::in_dir(tmp.path());
     copy_fixtures(&opts.dir, &["echo"]);
@@ -1519,7 +1519,7 @@ async fn serve_runs_as_many_runtime_threads_as_asked_and_one_per_core_but_one_by
     opts.args.clear();
     let serve = Serve::start(opts).await;
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(runtime_threads(serve.pid()), cores.saturating_sub(1).max(1));
+    assert_eq!(runtime_threads(serve.pid()), cores);
 
     let out = weft_sync(&["serve", "--threads", "0"], &[]);
     out.expect_code(2);

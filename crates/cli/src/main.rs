@@ -119,19 +119,6 @@ fn init_logging(format: LogFormat, default_level: &str) {
     drop(result);
 }
 
-/// `weft serve`'s runtime threads unless `--threads` says otherwise: one per core but one, at
-/// least one. The runtime is not alone: SQLite's writer thread (or a database on the
-/// same machine) needs a core's share under load, and a runtime thread on every core makes the
-/// two take turns — more context switches, tasks moved between threads — for nothing: on the
-/// 2-core benchmark machine one thread ran the same load with 10–21 % less CPU per webhook
-/// (docs/performance.md, fourth round).
-fn serve_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(1)
-        .max(1)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
@@ -140,8 +127,11 @@ fn main() -> ExitCode {
     };
     init_logging(cli.log_format, default_level);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `weft serve --threads N`; otherwise tokio's default, one thread per core (decision 0011).
     if let Command::Serve(a) = &cli.command {
-        builder.worker_threads(a.threads.map_or_else(serve_threads, usize::from));
+        if let Some(n) = a.threads {
+            builder.worker_threads(usize::from(n));
+        }
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

@@ -38,9 +38,8 @@ pub struct Args {
     /// Executions running at once.
     #[arg(long, default_value_t = 64)]
     pub workers: usize,
-    /// Threads for the HTTP intake and the executions; by default one per CPU core but one
-    /// (at least one), which leaves a core's share to the store's writer thread (SQLite) or to
-    /// the database on the same machine.
+    /// Threads for the HTTP intake and the executions; by default one per CPU core. Fewer
+    /// leave cores to a database or another service on the same machine.
     #[arg(long, env = "WEFT_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
     /// Largest webhook body, in bytes.
