@@ -9,8 +9,8 @@
 # a machine that slows down or speeds up during the comparison does not favour one side),
 # each run a floor and a weft measurement of DURATION (6) seconds: SYSTEMS="floor weft"
 # REPS=1 SKIP_STARTUP=1 SKIP_DRAIN=1 RATE=0. ENV_A and ENV_B are space-separated NAME=VALUE
-# assignments exported to that run only (weft reads WEFT_THREADS, WEFT_WORKERS...; the
-# harness reads WEFT_BIN, DB_DIR...). Prints one line per pair: each side's completed
+# assignments exported to that run only (weft reads WEFT_THREADS...; the harness reads
+# WORKERS, WEFT_BIN, DB_DIR...). Prints one line per pair: each side's completed
 # executions/s, its ratio to the floor measured in the same run, and B ÷ A; then the mean,
 # median, minimum and maximum of B ÷ A. On a shared, noisy machine a difference is real
 # when it holds in most pairs, not when the means differ.
@@ -55,7 +55,7 @@ EOF
 }
 
 ratios=()
-printf '%-4s | %-28s | %-28s | %s\n' pair "A: weft/s (÷ floor)" "B: weft/s (÷ floor)" "B ÷ A"
+printf '%-4s | %-19s | %-19s | %s\n' pair "A: weft/s (÷ floor)" "B: weft/s (÷ floor)" "B ÷ A"
 for ((i = 1; i <= n; i++)); do
   if ((i % 2)); then
     read -r wa fa < <(measure "$env_a")
@@ -64,10 +64,10 @@ for ((i = 1; i <= n; i++)); do
     read -r wb fb < <(measure "$env_b")
     read -r wa fa < <(measure "$env_a")
   fi
-  r=$(python3 -c "print(f'{$wb / $wa:.3f}')")
-  ratios+=("$r")
-  printf '%-4s | %7.0f (%.2f)%-14s | %7.0f (%.2f)%-14s | %s\n' "$i" "$wa" \
-    "$(python3 -c "print($wa / $fa)")" "" "$wb" "$(python3 -c "print($wb / $fb)")" "" "$r"
+  # One line of the table; its last field, B ÷ A, is kept for the summary.
+  line=$(python3 -c "print(f'{$i:<4} | {$wa:7.0f} ({$wa / $fa:.2f})      | {$wb:7.0f} ({$wb / $fb:.2f})      | {$wb / $wa:.3f}')")
+  echo "$line"
+  ratios+=("${line##* }")
 done
 python3 - "$env_a" "$env_b" "${ratios[@]}" <<'EOF'
 import statistics, sys
