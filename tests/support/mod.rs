@@ -53,16 +53,18 @@ pub fn fixture(path: &str) -> PathBuf {
 
 /// `weft` with an environment that cannot leak to a real host: proxies point at a dead
 /// loopback port (loopback itself is exempt), and no `WEFT_*` / `SONAR_*` variable of the
-/// caller's environment is inherited. Runs in the repository root.
+/// caller's environment is inherited, nor tokio's thread count (`TOKIO_WORKER_THREADS`: a test
+/// counts the runtime's threads). Runs in the repository root.
 pub fn weft_cmd() -> Command {
     let mut cmd = Command::new(BIN);
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("WEFT_") || name.starts_with("SONAR_") {
+            cmd.env_remove(&var);
+        }
+    }
     for var in [
-        "WEFT_LISTEN",
-        "WEFT_DB",
-        "WEFT_PUBLIC_URL",
-        "WEFT_LOG",
-        "SONAR_TOKEN",
-        "SONAR_BASE_URL",
+        "TOKIO_WORKER_THREADS",
         "http_proxy",
         "https_proxy",
         "all_proxy",
