@@ -7,12 +7,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod values;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value};
+use values::json_value;
 use weft_runtime::store::{Backend, ExecutionFilter};
 use weft_runtime::{RunningServer, ServeConfig, Server};
 
@@ -36,26 +39,6 @@ async fn start(root: &std::path::Path) -> RunningServer {
     config.body_limit = LIMIT;
     config.workers = 2;
     Server::start(config, &registry).await.unwrap()
-}
-
-/// JSON values at most a few levels deep.
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        "\\PC{0,16}".prop_map(Value::from),
-        any::<String>().prop_map(Value::from),
-    ];
-    leaf.prop_recursive(5, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(("\\PC{0,8}", inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
 }
 
 /// Bodies: random bytes (some over the limit), JSON, JSON with one byte changed, form-like

@@ -4,12 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod pg;
+mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
 use serde_json::json;
-use weft_engine::exec::{ExecutionRecord, Incomplete, Status, StepError};
+use weft_engine::exec::{ExecutionRecord, Incomplete, Status, Step, StepError};
 use weft_engine::ErrorKind;
 use weft_runtime::store::{
     Enqueued, ExecutionFilter, JobKind, NewJob, Registration, SqliteStore, Store,
@@ -255,6 +258,38 @@ async fn break_retries_are_scheduled_then_wait_for_manual_retry(store: Arc<dyn S
     assert_eq!(store.retry_now("inc-2").await.unwrap(), 0, "resolved");
 }
 
+/// Whatever JSON a bundle holds, its execution record is read back exactly as it was written:
+/// its trigger, a step's input and outputs, and the response (64 generated values, the same
+/// ones every run).
+async fn any_record_data_is_read_back_exactly(store: Arc<dyn Store>) {
+    let mut runner = TestRunner::deterministic();
+    for i in 0..64 {
+        let data = values::json_value()
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        store.enqueue(job("data", i), None).await.unwrap();
+        let claimed = store.claim(1, LEASE).await.unwrap();
+        let mut written = (*record(&format!("data-{i}"), "data", Status::Success, vec![])).clone();
+        written.trigger = data.clone();
+        written.steps.push(Step {
+            module_id: 1,
+            module: "webhook.custom".into(),
+            input: data.clone(),
+            output: vec![data.clone(), json!({"nested": data.clone()})],
+            error: None,
+            duration_us: 7,
+        });
+        written.response = Some(data);
+        store
+            .complete(&claimed[0], &Arc::new(written.clone()), None)
+            .await
+            .unwrap();
+        let read = store.execution(&written.id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(&written), "case {i}");
+    }
+}
+
 async fn history_lists_and_filters(store: Arc<dyn Store>) {
     for (i, (s, status)) in [
         ("a", Status::Success),
@@ -366,6 +401,7 @@ mod postgres_backend {
         sequential_scenarios_run_in_order_one_at_a_time,
         break_retries_are_scheduled_then_wait_for_manual_retry,
         history_lists_and_filters,
+        any_record_data_is_read_back_exactly,
         hook_tokens_and_registrations,
     );
 }
@@ -381,6 +417,7 @@ mod sqlite_backend {
         sequential_scenarios_run_in_order_one_at_a_time,
         break_retries_are_scheduled_then_wait_for_manual_retry,
         history_lists_and_filters,
+        any_record_data_is_read_back_exactly,
         hook_tokens_and_registrations,
     );
 }

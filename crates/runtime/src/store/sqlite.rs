@@ -1056,7 +1056,6 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    use proptest::prelude::*;
     use serde_json::{json, Value};
     use weft_engine::exec::{Status, Step, StepError};
     use weft_engine::ErrorKind;
@@ -1236,35 +1235,6 @@ mod tests {
         let len = u32::from_le_bytes(wrong[..4].try_into().unwrap()) & !MESSAGEPACK;
         wrong[..4].copy_from_slice(&len.to_le_bytes());
         assert!(unpack_record(&wrong).is_err());
-    }
-
-    /// Any JSON value: strings of any characters, integers across `i64` and `u64`, finite
-    /// floats, nested arrays and objects.
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
-                .map(Value::Number)),
-            ".*".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((".*", inner), 0..6)
-                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #[test]
-        fn any_record_data_round_trips_exactly(data in any_json()) {
-            let record = record_with(data, Status::Warning, ErrorKind::RateLimitError);
-            prop_assert_eq!(unpack_record(&pack_record(&record).unwrap()).unwrap(), record);
-        }
     }
 
     #[tokio::test]
