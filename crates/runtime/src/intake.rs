@@ -164,7 +164,9 @@ async fn hook(
         Ok(p) => p,
         Err((status, reason, message)) => return refuse(&shared, status, reason, message),
     };
-    if shared.metrics.queue_depth.load(Ordering::Relaxed) >= shared.config.max_queue {
+    // Counted before the job is queued: before its caller is answered (the next webhook
+    // sees it) and before a worker can count it out.
+    if !shared.metrics.enqueuing(shared.config.max_queue) {
         let mut r = refuse(
             &shared,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -206,10 +208,14 @@ async fn hook(
         .graph
         .node_weights()
         .any(|n| n.module.spec().id == "webhook.respond");
-    // Runs right after the commit, even if the caller has hung up meanwhile.
+    // Runs right after the commit, even if the caller has hung up meanwhile; dropped unrun
+    // (giving the counted place back) when nothing was queued.
     let then: OnQueued = {
-        let shared = shared.clone();
-        Box::new(move |job: Job| queued(&shared, job, place))
+        let counted = Counted {
+            shared: shared.clone(),
+            kept: false,
+        };
+        Box::new(move |job: Job| queued(counted, job, place))
     };
     match shared.store.enqueue(job, Some(then)).await {
         Ok(Enqueued::Queued(id)) => {
@@ -265,15 +271,31 @@ async fn hook(
     }
 }
 
-/// A webhook's job is committed: count it, and hand it to this node's workers when it was
-/// queued under this node's lease (`place`), or wake the claimers.
-fn queued(shared: &Arc<Shared>, job: Job, place: Option<tokio::sync::OwnedSemaphorePermit>) {
-    // Counted before a worker can finish it (and count it out).
+/// A place counted in the queue depth ([`crate::metrics::Metrics::enqueuing`]) for a webhook
+/// being queued: given back when dropped, unless its job was queued.
+struct Counted {
+    shared: Arc<Shared>,
+    kept: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.shared.metrics.dequeued();
+        }
+    }
+}
+
+/// A webhook's job is committed: keep its counted place, count the webhook, and hand the job
+/// to this node's workers when it was queued under this node's lease (`place`), or wake the
+/// claimers.
+fn queued(mut counted: Counted, job: Job, place: Option<tokio::sync::OwnedSemaphorePermit>) {
+    counted.kept = true;
+    let shared = &counted.shared;
     shared
         .metrics
         .webhooks_received
         .fetch_add(1, Ordering::Relaxed);
-    shared.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
     match place {
         Some(place) => crate::worker::Handoff::take(shared, job, place),
         None => shared.work_queued(),

@@ -156,6 +156,15 @@ impl Metrics {
         }
     }
 
+    /// Counts one more job in the queue unless it holds `max` already; whether it did.
+    pub fn enqueuing(&self, max: u64) -> bool {
+        self.queue_depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                (d < max).then_some(d + 1)
+            })
+            .is_ok()
+    }
+
     /// Lowers the queue depth by one, stopping at zero (another node may have queued the job).
     pub fn dequeued(&self) {
         let _ = self
@@ -294,5 +303,16 @@ mod tests {
         let m = Metrics::default();
         m.dequeued();
         assert_eq!(m.queue_depth.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn enqueuing_counts_up_to_the_bound() {
+        let m = Metrics::default();
+        assert!(m.enqueuing(2));
+        assert!(m.enqueuing(2));
+        assert!(!m.enqueuing(2));
+        assert_eq!(m.queue_depth.load(Ordering::Relaxed), 2);
+        m.dequeued();
+        assert!(m.enqueuing(2));
     }
 }
