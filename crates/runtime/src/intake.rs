@@ -46,7 +46,9 @@ pub const MAX_DEPTH: usize = 64;
 /// How deeply a value nests (a scalar is 0), without recursion.
 pub fn depth(value: &Value) -> usize {
     let mut max = 0;
-    let mut stack = vec![(value, 0usize)];
+    // Room for a typical body's pending values: one allocation, no regrowth.
+    let mut stack = Vec::with_capacity(64);
+    stack.push((value, 0usize));
     while let Some((v, d)) = stack.pop() {
         max = max.max(d);
         match v {
@@ -243,11 +245,7 @@ async fn hook(
                     return custom_response(&response);
                 }
             }
-            (
-                StatusCode::OK,
-                Json(json!({ "status": "queued", "id": id })),
-            )
-                .into_response()
+            queued_response(id)
         }
         Ok(Enqueued::Duplicate) => {
             shared
@@ -269,6 +267,19 @@ async fn hook(
             r
         }
     }
+}
+
+/// `200 {"status":"queued","id":ID}`, the answer to every queued webhook: written directly,
+/// without building a JSON map for two fields.
+fn queued_response(id: i64) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        format!(r#"{{"status":"queued","id":{id}}}"#),
+    )
+        .into_response()
 }
 
 /// A place counted in the queue depth ([`crate::metrics::Metrics::enqueuing`]) for a webhook

@@ -106,9 +106,19 @@ pub struct Metrics {
     pub jobs_handed_off: AtomicU64,
     claim_latency: Mutex<Histogram>,
     claim_rate: Mutex<RateWindow>,
-    executions: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Finished executions by scenario, then by status.
+    executions: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
     operations: Mutex<BTreeMap<String, u64>>,
     modules: Mutex<BTreeMap<String, Histogram>>,
+}
+
+/// The entry of `key`, made on first use (its key is copied only then: these are updated for
+/// every execution).
+fn counter<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -130,20 +140,15 @@ impl Metrics {
 
     /// Counts a finished execution.
     pub fn execution(&self, scenario: &str, status: &'static str, operations: u64) {
-        *lock(&self.executions)
-            .entry((scenario.to_owned(), status))
+        *counter(&mut lock(&self.executions), scenario)
+            .entry(status)
             .or_default() += 1;
-        *lock(&self.operations)
-            .entry(scenario.to_owned())
-            .or_default() += operations;
+        *counter(&mut lock(&self.operations), scenario) += operations;
     }
 
     /// Records one module operation's duration.
     pub fn module_latency(&self, module: &str, seconds: f64) {
-        lock(&self.modules)
-            .entry(module.to_owned())
-            .or_default()
-            .observe(seconds);
+        counter(&mut lock(&self.modules), module).observe(seconds);
     }
 
     /// Records one successful claim: how many jobs it took and how long it took.
@@ -235,13 +240,20 @@ impl Metrics {
         let _ = writeln!(out, "# HELP weft_claim_duration_seconds Time of one claim from the queue.\n# TYPE weft_claim_duration_seconds histogram");
         lock(&self.claim_latency).render(&mut out, "weft_claim_duration_seconds", "");
         let _ = writeln!(out, "# HELP weft_executions_total Finished executions by scenario and status.\n# TYPE weft_executions_total counter");
-        for ((scenario, status), n) in lock(&self.executions).iter() {
+        let executions = lock(&self.executions);
+        let by_status = executions.iter().flat_map(|(scenario, statuses)| {
+            statuses
+                .iter()
+                .map(move |(status, n)| (scenario, status, n))
+        });
+        for (scenario, status, n) in by_status {
             let _ = writeln!(
                 out,
                 "weft_executions_total{{scenario=\"{}\",status=\"{status}\"}} {n}",
                 escape(scenario)
             );
         }
+        drop(executions);
         let _ = writeln!(out, "# HELP weft_operations_total Operations run, by scenario.\n# TYPE weft_operations_total counter");
         for (scenario, n) in lock(&self.operations).iter() {
             let _ = writeln!(

@@ -51,12 +51,12 @@ pub struct Call {
 }
 
 /// A successful (2xx, or one of [`Call::ok_statuses`]) response.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ApiResponse {
     /// HTTP status.
     pub status: u16,
-    /// Headers, lowercase names; repeated headers joined with `, `.
-    pub headers: Map<String, Value>,
+    /// The headers as received (see [`SonarConnection::headers_json`] for their output form).
+    pub headers: HeaderMap,
     /// The body: parsed JSON, else text (`""` when empty).
     pub body: Value,
 }
@@ -146,20 +146,17 @@ impl SonarConnection {
 
     /// One attempt, no retry.
     async fn attempt(&self, call: &Call) -> Result<ApiResponse, ModuleError> {
-        let what = format!("{} {}", call.method, self.relative_path(&call.url));
-        let mut token = HeaderValue::from_str(&self.token).map_err(|_| {
-            ModuleError::new(
-                ErrorKind::InvalidAccessTokenError,
-                "the connection's `token` is not a valid header value",
-            )
-        })?;
-        token.set_sensitive(true);
+        // `METHOD /path`, for error messages only: built when one is.
+        let what = || format!("{} {}", call.method, self.relative_path(&call.url));
         let mut headers = call.headers.clone();
         if !headers.contains_key(ACCEPT) {
             headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         }
         // `insert`, not `append`: whatever the caller passed, only the connection's token goes.
-        headers.insert(HeaderName::from_static("x-token"), token);
+        headers.insert(
+            HeaderName::from_static("x-token"),
+            self.token_header.clone(),
+        );
         let mut req = self
             .client
             .request(call.method.clone(), call.url.clone())
@@ -172,26 +169,13 @@ impl SonarConnection {
         let mut resp = req
             .send()
             .await
-            .map_err(|e| self.network_error(&what, &e))?;
+            .map_err(|e| self.network_error(&what(), &e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let mut headers = Map::new();
-        for (name, value) in resp.headers() {
-            let text = self.scrub(&String::from_utf8_lossy(value.as_bytes()));
-            match headers.get_mut(name.as_str()) {
-                Some(Value::String(prev)) => {
-                    prev.push_str(", ");
-                    prev.push_str(&text);
-                }
-                _ => {
-                    headers.insert(name.as_str().to_owned(), Value::String(text));
-                }
-            }
-        }
         let is_json = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -203,17 +187,18 @@ impl SonarConnection {
                 Ok(Some(chunk)) => {
                     if bytes.len() + chunk.len() > MAX_BODY {
                         return Err(ModuleError::runtime(format!(
-                            "the answer to `{what}` is larger than {MAX_BODY} bytes"
+                            "the answer to `{}` is larger than {MAX_BODY} bytes",
+                            what()
                         )));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(self.network_error(&what, &e)),
+                Err(e) => return Err(self.network_error(&what(), &e)),
             }
         }
         if !(200..300).contains(&status) && !call.ok_statuses.contains(&status) {
-            return Err(self.status_error(status, &what, &bytes, retry_after));
+            return Err(self.status_error(status, &what(), &bytes, retry_after));
         }
         let body = if bytes.is_empty() {
             Value::String(String::new())
@@ -228,7 +213,7 @@ impl SonarConnection {
         };
         Ok(ApiResponse {
             status,
-            headers,
+            headers: std::mem::take(resp.headers_mut()),
             body,
         })
     }
@@ -241,6 +226,26 @@ impl SonarConnection {
             .filter(|p| p.starts_with('/'))
             .unwrap_or(path)
             .to_owned()
+    }
+
+    /// A response's headers as a module outputs them: lowercase names, repeated headers
+    /// joined with `, `, the token replaced. Built only by the modules that output headers
+    /// (`sonar.make_api_call`): the others would throw the map away.
+    pub fn headers_json(&self, headers: &HeaderMap) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (name, value) in headers {
+            let text = self.scrub(&String::from_utf8_lossy(value.as_bytes()));
+            match out.get_mut(name.as_str()) {
+                Some(Value::String(prev)) => {
+                    prev.push_str(", ");
+                    prev.push_str(&text);
+                }
+                _ => {
+                    out.insert(name.as_str().to_owned(), Value::String(text));
+                }
+            }
+        }
+        out
     }
 
     /// A network failure (refused, reset, DNS, TLS, timeout) as a ConnectionError.

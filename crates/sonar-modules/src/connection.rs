@@ -108,7 +108,8 @@ impl RetryPolicy {
 /// redacts the token.
 pub struct SonarConnection {
     pub(crate) base: Url,
-    pub(crate) token: String,
+    /// The `X-Token` header, built once (marked sensitive: never printed by the client).
+    pub(crate) token_header: reqwest::header::HeaderValue,
     pub(crate) country: Country,
     pub(crate) retry: RetryPolicy,
     pub(crate) client: reqwest::Client,
@@ -138,6 +139,9 @@ impl SonarConnection {
         if token.chars().any(|c| c.is_control()) {
             return Err("`token` contains control characters".to_owned());
         }
+        let mut token_header = reqwest::header::HeaderValue::from_str(&token)
+            .map_err(|_| "`token` is not a valid HTTP header value".to_owned())?;
+        token_header.set_sensitive(true);
         let sandbox = match fields.get("sandbox") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -192,7 +196,7 @@ impl SonarConnection {
         Ok(SonarConnection {
             base,
             scrubber: Redactor::new(std::slice::from_ref(&token), SCRUBBED),
-            token,
+            token_header,
             country,
             retry,
             client,

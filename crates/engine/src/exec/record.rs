@@ -149,18 +149,23 @@ pub struct ExecutionRecord {
 /// Empty secrets are ignored (they would match everywhere).
 pub struct Redactor {
     secrets: Vec<(memchr::memmem::Finder<'static>, String)>,
+    /// The length of the shortest secret: a shorter text holds none, and is not searched
+    /// (most strings of a bundle are shorter than a token).
+    shortest: usize,
     marker: String,
 }
 
 impl Redactor {
     /// A redactor replacing `secrets` with `marker`.
     pub fn new(secrets: &[String], marker: &str) -> Self {
+        let secrets: Vec<_> = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| (memchr::memmem::Finder::new(s).into_owned(), s.clone()))
+            .collect();
         Redactor {
-            secrets: secrets
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| (memchr::memmem::Finder::new(s).into_owned(), s.clone()))
-                .collect(),
+            shortest: secrets.iter().map(|(_, s)| s.len()).min().unwrap_or(0),
+            secrets,
             marker: marker.to_owned(),
         }
     }
@@ -176,9 +181,11 @@ impl Redactor {
     }
 
     fn holds_secret(&self, text: &str) -> bool {
-        self.secrets
-            .iter()
-            .any(|(finder, _)| finder.find(text.as_bytes()).is_some())
+        text.len() >= self.shortest
+            && self
+                .secrets
+                .iter()
+                .any(|(finder, _)| finder.find(text.as_bytes()).is_some())
     }
 
     /// `text` with every secret replaced.

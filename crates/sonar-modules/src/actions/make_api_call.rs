@@ -122,7 +122,7 @@ impl Module for MakeApiCall {
             .await?;
         Ok(vec![json!({
             "status": response.status,
-            "headers": response.headers,
+            "headers": sonar.headers_json(&response.headers),
             "body": response.body,
         })])
     }
