@@ -220,6 +220,13 @@ pub trait Trigger: Send + Sync {
         Ok(vec![body])
     }
 
+    /// Whether [`Trigger::parse`] makes a JSON object body its one bundle, unchanged. The
+    /// executor then takes an object body as the bundle without calling `parse`, and keeps it
+    /// once in the record (as the trigger step's output, not also as a copy for `trigger`).
+    fn passes_objects_through(&self) -> bool {
+        false
+    }
+
     /// Registers `hook_url` with the app; returns what `deactivate` needs.
     async fn activate(
         &self,

@@ -258,7 +258,7 @@ fn break_record_resumes_from_the_failed_module() {
 
     // Same scope: the module fails the same way, and the entry comes back with one more attempt.
     let inc = record.incomplete[0].clone();
-    let again = rt.block_on(Executor::new(&scenario).resume(&inc, record.trigger.clone()));
+    let again = rt.block_on(Executor::new(&scenario).resume(&inc, record.trigger().clone()));
     assert_eq!(again.status.name(), "incomplete", "{again:#?}");
     assert_eq!(again.incomplete.len(), 1);
     assert_eq!(again.incomplete[0].attempts, 1);
@@ -270,7 +270,7 @@ fn break_record_resumes_from_the_failed_module() {
     // the failed module, with the upstream outputs from the stored scope.
     let mut fixed = inc.clone();
     fixed.scope["2"]["broken"] = Value::Bool(false);
-    let done = rt.block_on(Executor::new(&scenario).resume(&fixed, record.trigger.clone()));
+    let done = rt.block_on(Executor::new(&scenario).resume(&fixed, record.trigger().clone()));
     assert_eq!(done.status.name(), "success", "{done:#?}");
     let ran: Vec<u32> = done.steps.iter().map(|s| s.module_id).collect();
     assert_eq!(ran, vec![3, 4, 5], "{done:#?}");

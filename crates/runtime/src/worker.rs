@@ -368,23 +368,18 @@ async fn heartbeat(shared: Arc<Shared>, held: Arc<Mutex<HashSet<i64>>>) {
 }
 
 fn failed_record(scenario: &str, payload: Value, message: String) -> ExecutionRecord {
-    ExecutionRecord {
-        id: weft_engine::exec::new_id(),
-        scenario: scenario.to_owned(),
-        status: Status::Error,
-        operations: 0,
-        duration_ms: 0,
-        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        trigger: payload,
-        steps: Vec::new(),
-        error: Some(StepError {
-            kind: ErrorKind::RuntimeError,
-            message,
-        }),
-        warnings: Vec::new(),
-        incomplete: Vec::new(),
-        response: None,
-    }
+    let mut record = ExecutionRecord::new(
+        weft_engine::exec::new_id(),
+        scenario,
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        payload,
+    );
+    record.status = Status::Error;
+    record.error = Some(StepError {
+        kind: ErrorKind::RuntimeError,
+        message,
+    });
+    record
 }
 
 /// Executions that may wait for their commit, per worker slot.

@@ -188,7 +188,7 @@ fn any_webhook_body_is_queued_as_parsed_or_refused_with_a_4xx() {
         for e in &list {
             let record = store.execution(&e.id).await.unwrap().unwrap();
             assert_eq!(record.status.name(), "success", "{record:?}");
-            ran.push(record.trigger.to_string());
+            ran.push(record.trigger().to_string());
         }
         let mut want: Vec<String> = accepted
             .lock()

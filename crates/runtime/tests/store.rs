@@ -36,20 +36,17 @@ fn record(
     status: Status,
     incomplete: Vec<Incomplete>,
 ) -> Arc<ExecutionRecord> {
-    Arc::new(ExecutionRecord {
-        id: id.into(),
-        scenario: scenario.into(),
-        status,
-        operations: 2,
-        duration_ms: 1,
-        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        trigger: json!({"n": 1}),
-        steps: vec![],
-        error: None,
-        warnings: vec![],
-        incomplete,
-        response: None,
-    })
+    let mut record = ExecutionRecord::new(
+        id,
+        scenario,
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        json!({"n": 1}),
+    );
+    record.status = status;
+    record.operations = 2;
+    record.duration_ms = 1;
+    record.incomplete = incomplete;
+    Arc::new(record)
 }
 
 fn incomplete(retries: u32, interval_secs: u64) -> Incomplete {
@@ -271,7 +268,7 @@ async fn any_record_data_is_read_back_exactly(store: Arc<dyn Store>) {
         store.enqueue(job("data", i), None).await.unwrap();
         let claimed = store.claim(1, LEASE).await.unwrap();
         let mut written = (*record(&format!("data-{i}"), "data", Status::Success, vec![])).clone();
-        written.trigger = data.clone();
+        written.set_trigger(data.clone());
         written.steps.push(Step {
             module_id: 1,
             module: "webhook.custom".into(),
@@ -831,7 +828,7 @@ async fn sqlite_wal_stays_bounded_under_constant_writes() {
                         attempts: 1,
                     };
                     let mut r = record(&format!("e{w}-{n}"), "s", Status::Success, vec![]);
-                    Arc::make_mut(&mut r).trigger = j.payload;
+                    Arc::make_mut(&mut r).set_trigger(j.payload);
                     store.complete(&claimed, &r, None).await.unwrap();
                     let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
                     largest.fetch_max(size, std::sync::atomic::Ordering::Relaxed);

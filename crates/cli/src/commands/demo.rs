@@ -251,7 +251,7 @@ async fn summarize(story: &Story, store: &dyn Store) -> anyhow::Result<bool> {
         let Some(record) = store.execution(&e.id).await? else {
             continue;
         };
-        let event = record.trigger["action"].as_str().unwrap_or("webhook");
+        let event = record.trigger()["action"].as_str().unwrap_or("webhook");
         outln!(
             "  {} on `{}` → {} ({} operations)",
             record.scenario,

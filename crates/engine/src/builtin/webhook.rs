@@ -70,6 +70,10 @@ impl Trigger for CustomWebhook {
             other => json!({ "value": other }),
         }])
     }
+
+    fn passes_objects_through(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]

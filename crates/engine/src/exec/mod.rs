@@ -135,10 +135,22 @@ impl<'s> Executor<'s> {
         let context = run.context();
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // The record's copy of the payload, unless the trigger passes it through unchanged: then
+        // the trigger step's bundle is the payload, kept once.
+        let node = self.scenario.graph.node(self.scenario.trigger);
+        let passes = payload.is_object()
+            && node
+                .module
+                .as_trigger()
+                .is_some_and(|t| t.passes_objects_through());
+        let mut trigger = (!passes).then(|| payload.clone());
         let outcome = EXECUTION
-            .scope(context, run.run_trigger(payload.clone()).instrument(span))
+            .scope(
+                context,
+                run.run_trigger(payload, &mut trigger).instrument(span),
+            )
             .await;
-        run.finish(outcome, payload, started, started_at)
+        run.finish(outcome, trigger, started, started_at)
     }
 
     /// Continues an incomplete execution from its failed module.
@@ -167,7 +179,7 @@ impl<'s> Executor<'s> {
             run.run_node(ix, &mut scope).await
         };
         let outcome = EXECUTION.scope(context, outcome.instrument(span)).await;
-        let mut record = run.finish(outcome, trigger, started, started_at);
+        let mut record = run.finish(outcome, Some(trigger), started, started_at);
         // Carry the retry count forward for a module that fails again.
         for inc in &mut record.incomplete {
             if inc.module_id == incomplete.module_id {
@@ -186,10 +198,12 @@ impl<'s> Run<'s> {
         }
     }
 
+    /// The record of the run. `trigger`: the payload, or `None` when it is the trigger step's
+    /// bundle ([`ExecutionRecord::trigger`]).
     fn finish(
         self,
         outcome: Flow,
-        trigger: Value,
+        trigger: Option<Value>,
         started: Instant,
         started_at: String,
     ) -> ExecutionRecord {
@@ -199,20 +213,24 @@ impl<'s> Run<'s> {
             _ if !self.warnings.is_empty() => (Status::Warning, None),
             _ => (Status::Success, None),
         };
-        let mut record = ExecutionRecord {
-            id: self.exec_id,
-            scenario: self.sc.name.clone(),
-            status,
-            operations: self.operations,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        let kept_in_steps = trigger.is_none();
+        let mut record = ExecutionRecord::new(
+            self.exec_id,
+            self.sc.name.clone(),
             started_at,
-            trigger,
-            steps: self.steps,
-            error,
-            warnings: self.warnings,
-            incomplete: self.incomplete,
-            response: self.response,
-        };
+            trigger.unwrap_or(Value::Null),
+        );
+        record.status = status;
+        record.operations = self.operations;
+        record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        record.steps = self.steps;
+        record.error = error;
+        record.warnings = self.warnings;
+        record.incomplete = self.incomplete;
+        record.response = self.response;
+        if kept_in_steps {
+            record.trigger_is_first_bundle();
+        }
         record.redact(&self.sc.redactor);
         record
     }
@@ -233,13 +251,20 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    async fn run_trigger(&mut self, payload: Value) -> Flow {
+    /// Runs the trigger on `payload`. Without a copy of the payload in `trigger`, the payload
+    /// becomes the trigger step's one output bundle; should it not get there, it is put in
+    /// `trigger`.
+    async fn run_trigger(&mut self, payload: Value, trigger: &mut Option<Value>) -> Flow {
         let sc = self.sc;
         let ix = sc.trigger;
         let node = sc.graph.node(ix);
-        self.count_operation()?;
+        if let Err(halt) = self.count_operation() {
+            trigger.get_or_insert(payload);
+            return Err(halt);
+        }
         let started = Instant::now();
         let parsed = match node.module.as_trigger() {
+            Some(_) if trigger.is_none() => Ok(vec![payload]),
             Some(t) => t.parse(&node.params, payload),
             None => Ok(vec![payload]),
         };

@@ -112,7 +112,10 @@ impl Incomplete {
 }
 
 /// One execution of a scenario.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Serializes with every field, `trigger` included, whether or not the executor kept the
+/// payload once (see [`ExecutionRecord::trigger`]).
+#[derive(Clone, Debug, Deserialize)]
 pub struct ExecutionRecord {
     /// Unique id.
     pub id: String,
@@ -126,8 +129,13 @@ pub struct ExecutionRecord {
     pub duration_ms: u64,
     /// When it started (RFC 3339).
     pub started_at: String,
-    /// The trigger payload.
-    pub trigger: Value,
+    /// The trigger payload, unless `trigger_is_first_bundle` (then `Null`).
+    trigger: Value,
+    /// The trigger payload is the trigger step's one output bundle, kept there only: the
+    /// executor sets it for triggers that pass the payload through unchanged, which saves a
+    /// deep copy of every webhook.
+    #[serde(skip)]
+    trigger_is_first_bundle: bool,
     /// One step per operation, in order.
     pub steps: Vec<Step>,
     /// Why it stopped, for `error` executions.
@@ -141,6 +149,99 @@ pub struct ExecutionRecord {
     /// The response set by `webhook.respond`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
+}
+
+impl ExecutionRecord {
+    /// A record of no operation yet: `Success`, no steps, no error.
+    pub fn new(
+        id: impl Into<String>,
+        scenario: impl Into<String>,
+        started_at: impl Into<String>,
+        trigger: Value,
+    ) -> Self {
+        ExecutionRecord {
+            id: id.into(),
+            scenario: scenario.into(),
+            status: Status::Success,
+            operations: 0,
+            duration_ms: 0,
+            started_at: started_at.into(),
+            trigger,
+            trigger_is_first_bundle: false,
+            steps: Vec::new(),
+            error: None,
+            warnings: Vec::new(),
+            incomplete: Vec::new(),
+            response: None,
+        }
+    }
+
+    /// The trigger payload the execution started from.
+    pub fn trigger(&self) -> &Value {
+        if self.trigger_is_first_bundle {
+            if let Some(bundle) = self.steps.first().and_then(|s| s.output.first()) {
+                return bundle;
+            }
+        }
+        &self.trigger
+    }
+
+    /// Replaces the trigger payload.
+    pub fn set_trigger(&mut self, trigger: Value) {
+        self.trigger = trigger;
+        self.trigger_is_first_bundle = false;
+    }
+
+    /// Records that the trigger payload is the first step's first output bundle (the executor
+    /// moved it there instead of copying it).
+    pub(crate) fn trigger_is_first_bundle(&mut self) {
+        if self.steps.first().is_some_and(|s| !s.output.is_empty()) {
+            self.trigger = Value::Null;
+            self.trigger_is_first_bundle = true;
+        }
+    }
+}
+
+/// Equal when every field is, the trigger payload compared wherever it is kept.
+impl PartialEq for ExecutionRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.scenario == other.scenario
+            && self.status == other.status
+            && self.operations == other.operations
+            && self.duration_ms == other.duration_ms
+            && self.started_at == other.started_at
+            && self.trigger() == other.trigger()
+            && self.steps == other.steps
+            && self.error == other.error
+            && self.warnings == other.warnings
+            && self.incomplete == other.incomplete
+            && self.response == other.response
+    }
+}
+
+impl Serialize for ExecutionRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = 11 + usize::from(self.response.is_some());
+        let mut st = serializer.serialize_struct("ExecutionRecord", fields)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("scenario", &self.scenario)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("operations", &self.operations)?;
+        st.serialize_field("duration_ms", &self.duration_ms)?;
+        st.serialize_field("started_at", &self.started_at)?;
+        st.serialize_field("trigger", self.trigger())?;
+        st.serialize_field("steps", &self.steps)?;
+        st.serialize_field("error", &self.error)?;
+        st.serialize_field("warnings", &self.warnings)?;
+        st.serialize_field("incomplete", &self.incomplete)?;
+        match &self.response {
+            Some(response) => st.serialize_field("response", response)?,
+            None => st.skip_field("response")?,
+        }
+        st.end()
+    }
 }
 
 /// Finds secrets and replaces them with a marker. Its searchers are built once (keep one for
@@ -233,6 +334,7 @@ impl ExecutionRecord {
         if r.is_empty() {
             return;
         }
+        // Null when the payload is the first step's bundle, which is redacted below.
         r.value(&mut self.trigger);
         for step in &mut self.steps {
             r.value(&mut step.input);

@@ -345,12 +345,14 @@ flow:
     let first = Executor::new(&sc).run(json!({"n": 7})).await;
     assert_eq!(first.status, Status::Incomplete);
     let inc = first.incomplete[0].clone();
-    let again = Executor::new(&sc).resume(&inc, first.trigger.clone()).await;
+    let again = Executor::new(&sc)
+        .resume(&inc, first.trigger().clone())
+        .await;
     assert_eq!(again.status, Status::Incomplete);
     assert_eq!(again.incomplete[0].attempts, 1);
     HEALTHY.store(true, Ordering::SeqCst);
     let done = Executor::new(&sc)
-        .resume(&again.incomplete[0], first.trigger.clone())
+        .resume(&again.incomplete[0], first.trigger().clone())
         .await;
     assert_eq!(done.status, Status::Success, "{done:#?}");
     assert_eq!(trace(&done), vec![(2, 1), (3, 1)]);
@@ -459,30 +461,20 @@ flow:
 
 #[tokio::test]
 async fn secrets_are_redacted_from_the_record() {
-    let mut rec = ExecutionRecord {
-        id: "x".into(),
-        scenario: "s".into(),
-        status: Status::Error,
-        operations: 1,
-        duration_ms: 0,
-        started_at: String::new(),
-        trigger: json!({"t": "tok-SECRET-1"}),
-        steps: vec![Step {
-            module_id: 2,
-            module: "m".into(),
-            input: json!({"headers": {"X-Token": "tok-SECRET-1"}}),
-            output: vec![],
-            error: Some(StepError {
-                kind: ErrorKind::DataError,
-                message: "bad tok-SECRET-1".into(),
-            }),
-            duration_us: 0,
-        }],
-        error: None,
-        warnings: vec![],
-        incomplete: vec![],
-        response: None,
-    };
+    let mut rec = ExecutionRecord::new("x", "s", "", json!({"t": "tok-SECRET-1"}));
+    rec.status = Status::Error;
+    rec.operations = 1;
+    rec.steps = vec![Step {
+        module_id: 2,
+        module: "m".into(),
+        input: json!({"headers": {"X-Token": "tok-SECRET-1"}}),
+        output: vec![],
+        error: Some(StepError {
+            kind: ErrorKind::DataError,
+            message: "bad tok-SECRET-1".into(),
+        }),
+        duration_us: 0,
+    }];
     rec.redact(&super::record::Redactor::new(
         &["tok-SECRET-1".to_owned()],
         "***",
@@ -490,4 +482,35 @@ async fn secrets_are_redacted_from_the_record() {
     let text = serde_json::to_string(&rec).unwrap();
     assert!(!text.contains("tok-SECRET-1"), "{text}");
     assert!(text.contains("***"));
+}
+
+#[tokio::test]
+async fn a_payload_passed_through_is_kept_once_and_still_recorded_as_the_trigger() {
+    let src = r#"
+name: once
+flow:
+  - { id: 1, module: webhook.custom, params: { name: in } }
+  - { id: 2, module: flow.set_variables, map: { hello: "{{1.name}}" } }
+"#;
+    let payload = json!({"name": "Ada", "nested": {"list": [1, "two", null]}});
+    let r = run(src, payload.clone()).await;
+    // webhook.custom passes an object through: the trigger is the trigger step's bundle.
+    assert_eq!(r.trigger(), &payload);
+    assert_eq!(r.steps[0].output, vec![payload.clone()]);
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["trigger"], payload);
+    assert_eq!(v["steps"][0]["output"], json!([payload.clone()]));
+    // Read back, the record is the same, the trigger a field of its own again.
+    let back: ExecutionRecord = serde_json::from_value(v).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(back.trigger(), &payload);
+    let mut changed = back.clone();
+    changed.set_trigger(json!({"other": true}));
+    assert_ne!(changed, r);
+
+    // A body that is not an object is wrapped into a bundle; the trigger stays as it came.
+    let r = run(src, json!([1, 2])).await;
+    assert_eq!(r.trigger(), &json!([1, 2]));
+    assert_eq!(r.steps[0].output, vec![json!({"value": [1, 2]})]);
+    assert_eq!(serde_json::to_value(&r).unwrap()["trigger"], json!([1, 2]));
 }

@@ -905,7 +905,7 @@ impl Store for PostgresStore {
         let trigger = if record.incomplete.is_empty() {
             String::new()
         } else {
-            to_json(&record.trigger)?
+            to_json(record.trigger())?
         };
         let (reply, answer) = oneshot::channel();
         let done = Completion {

@@ -598,7 +598,7 @@ fn encode_completion(record: &ExecutionRecord) -> Result<Completion, StoreError>
     let incomplete = if record.incomplete.is_empty() {
         Vec::new()
     } else {
-        let trigger = to_json(&record.trigger)?;
+        let trigger = to_json(record.trigger())?;
         record
             .incomplete
             .iter()
@@ -1066,44 +1066,45 @@ mod tests {
             kind,
             message: "Sonar answered 422: «phone_number» is invalid".into(),
         };
-        ExecutionRecord {
-            id: "01a24820-df25-78ec-90c1-c4b44041c5f4".into(),
-            scenario: "welcome".into(),
-            status,
-            operations: 3,
-            duration_ms: u64::MAX,
-            started_at: "2026-12-05T21:34:03.557Z".into(),
-            trigger: data.clone(),
-            steps: vec![
-                Step {
-                    module_id: 1,
-                    module: "webhook.custom".into(),
-                    input: json!({"name": "bench"}),
-                    output: vec![data.clone()],
-                    error: None,
-                    duration_us: 0,
-                },
-                Step {
-                    module_id: 2,
-                    module: "sonar.send_message".into(),
-                    input: Value::Null,
-                    output: Vec::new(),
-                    error: Some(error.clone()),
-                    duration_us: 1438,
-                },
-            ],
-            error: Some(error.clone()),
-            warnings: vec!["a bundle was dropped by `ignore`".into()],
-            incomplete: vec![Incomplete {
+        let mut record = ExecutionRecord::new(
+            "01a24820-df25-78ec-90c1-c4b44041c5f4",
+            "welcome",
+            "2026-12-05T21:34:03.557Z",
+            data.clone(),
+        );
+        record.status = status;
+        record.operations = 3;
+        record.duration_ms = u64::MAX;
+        record.steps = vec![
+            Step {
+                module_id: 1,
+                module: "webhook.custom".into(),
+                input: json!({"name": "bench"}),
+                output: vec![data.clone()],
+                error: None,
+                duration_us: 0,
+            },
+            Step {
                 module_id: 2,
-                scope: json!({"1": data.clone()}),
-                error,
-                retries: 3,
-                interval_secs: 600,
-                attempts: 1,
-            }],
-            response: Some(json!({"status": 202, "body": data})),
-        }
+                module: "sonar.send_message".into(),
+                input: Value::Null,
+                output: Vec::new(),
+                error: Some(error.clone()),
+                duration_us: 1438,
+            },
+        ];
+        record.error = Some(error.clone());
+        record.warnings = vec!["a bundle was dropped by `ignore`".into()];
+        record.incomplete = vec![Incomplete {
+            module_id: 2,
+            scope: json!({"1": data.clone()}),
+            error,
+            retries: 3,
+            interval_secs: 600,
+            attempts: 1,
+        }];
+        record.response = Some(json!({"status": 202, "body": data}));
+        record
     }
 
     fn bench_like() -> Value {
@@ -1327,20 +1328,14 @@ mod tests {
                     payload: serde_json::Value::Null,
                     attempts: 1,
                 };
-                let record = Arc::new(ExecutionRecord {
-                    id: format!("e{i}"),
-                    scenario: "s".into(),
-                    status: weft_engine::exec::Status::Success,
-                    operations: 1,
-                    duration_ms: 0,
-                    started_at: "2026-01-01T00:00:00.000Z".into(),
-                    trigger: serde_json::json!({ "n": i }),
-                    steps: Vec::new(),
-                    error: None,
-                    warnings: Vec::new(),
-                    incomplete: Vec::new(),
-                    response: None,
-                });
+                let mut record = ExecutionRecord::new(
+                    format!("e{i}"),
+                    "s",
+                    "2026-01-01T00:00:00.000Z",
+                    serde_json::json!({ "n": i }),
+                );
+                record.operations = 1;
+                let record = Arc::new(record);
                 // A webhook queued beside each completion commits in its own group.
                 let beside = store.enqueue(new_job("t", serde_json::json!({}), None), None);
                 let (done, queued) = tokio::join!(store.complete(&job, &record, None), beside);
@@ -1363,7 +1358,7 @@ mod tests {
         );
         for i in [0, n / 2, n - 1] {
             let record = store.execution(&format!("e{i}")).await.unwrap().unwrap();
-            assert_eq!(record.trigger, serde_json::json!({ "n": i }));
+            assert_eq!(*record.trigger(), serde_json::json!({ "n": i }));
         }
         let stored = store
             .call(|c| {
@@ -1455,7 +1450,7 @@ mod tests {
             .await
             .unwrap();
         let record = store.execution("old-1").await.unwrap().unwrap();
-        assert_eq!(record.trigger, serde_json::json!({ "a": 1 }));
+        assert_eq!(*record.trigger(), serde_json::json!({ "a": 1 }));
         assert_eq!(record.operations, 1);
     }
 }
