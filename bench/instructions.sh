@@ -32,6 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# wait_http, hook_url (valgrind starts slowly: both wait up to 60 s).
+. bench/lib.sh
+
 export SONAR_TOKEN=sim-token SONAR_BASE_URL=http://127.0.0.1:$port/api
 mkdir -p "$tmp/one"
 cp bench/scenarios/bench-sonar.yaml "$tmp/one/"
@@ -48,10 +51,7 @@ one() {
       --token sim-token >"$tmp/floor.$count.log" 2>&1 &
     srv=$!
     pids+=("$srv")
-    for _ in $(seq 1200); do
-      curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$((port + 2))/healthz" && break
-      sleep 0.05
-    done
+    wait_http "http://127.0.0.1:$((port + 2))/healthz" 60
     url=http://127.0.0.1:$((port + 2))/hooks/bench
   else
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/cg.$count/out" \
@@ -59,12 +59,7 @@ one() {
       --workers 64 >"$tmp/weft.$count.log" 2>&1 &
     srv=$!
     pids+=("$srv")
-    for _ in $(seq 1200); do
-      url=$(grep -o "bench-sonar: POST http://[^ ]*" "$tmp/weft.$count.log" 2>/dev/null | head -n1 | sed 's/^bench-sonar: POST //') || true
-      [ -n "$url" ] && break
-      sleep 0.05
-    done
-    [ -n "$url" ] || { echo "weft printed no hook URL; see $tmp/weft.$count.log" >&2; exit 1; }
+    url=$(hook_url "$tmp/weft.$count.log" 60)
   fi
   "$lg" run --url "$url" --concurrency 8 --duration 300 --count "$count" --run-id "c$count" >/dev/null
   # weft answers before it executes: wait until its queue is empty (the floor has none).

@@ -80,34 +80,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits (at most 10 s) until URL answers 200.
-wait_http() {
-  for _ in $(seq 1000); do
-    if curl -fs -o /dev/null --max-time 1 "$1"; then return 0; fi
-    sleep 0.01
-  done
-  echo "no answer from $1" >&2
-  return 1
-}
-
-# Stops a process started by this script (SIGTERM, at most 20 s).
-stop() {
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-# The hook URL weft printed at start.
-hook_url() {
-  for _ in $(seq 500); do
-    url=$(grep -o "bench-sonar: POST http://[^ ]*" "$1" | head -n1 | sed 's/^bench-sonar: POST //') || true
-    if [ -n "$url" ]; then echo "$url"; return 0; fi
-    sleep 0.02
-  done
-  echo "weft printed no hook URL; see $1" >&2
-  return 1
-}
+# wait_http, hook_url, stop.
+. bench/lib.sh
 
 export SONAR_TOKEN=sim-token
 export SONAR_BASE_URL=$sim_url/api

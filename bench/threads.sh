@@ -49,14 +49,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_http() {
-  for _ in $(seq 500); do
-    curl -fs -o /dev/null --max-time 1 "$1" && return 0
-    sleep 0.02
-  done
-  echo "no answer from $1" >&2
-  return 1
-}
+# wait_http, hook_url.
+. bench/lib.sh
 
 export SONAR_TOKEN=sim-token SONAR_BASE_URL=$sim_url/api
 target/release/weft sonar-sim --listen "127.0.0.1:$port" --token sim-token >"$tmp/sim.log" 2>&1 &
@@ -73,13 +67,7 @@ if [ "$system" = weft ]; then
   pids+=("$server")
   wait_http "http://$server_addr/healthz"
   metrics=http://$server_addr/metrics
-  url=""
-  for _ in $(seq 500); do
-    url=$(grep -o "bench-sonar: POST http://[^ ]*" "$tmp/server.log" | head -n1 | sed 's/^bench-sonar: POST //') || true
-    [ -n "$url" ] && break
-    sleep 0.02
-  done
-  [ -n "$url" ] || { echo "weft printed no hook URL; see $tmp/server.log" >&2; exit 1; }
+  url=$(hook_url "$tmp/server.log")
 else
   target/release/bench-floor --listen "$server_addr" --sonar-base-url "$SONAR_BASE_URL" \
     --token sim-token >"$tmp/server.log" 2>&1 &
