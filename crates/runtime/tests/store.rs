@@ -113,6 +113,26 @@ async fn expired_leases_are_reclaimed(store: Arc<dyn Store>) {
     assert!(store.claim(1, LEASE).await.unwrap().is_empty());
 }
 
+/// Whatever order leases are granted in, each job comes back once its own lease expires:
+/// a long lease granted first must not hide a short one granted after it (the SQLite store
+/// sweeps expired leases from the earliest expiry it knows of).
+async fn a_short_lease_after_a_long_one_still_expires_on_time(store: Arc<dyn Store>) {
+    let mut long = job("s", 1);
+    long.lease = Some(LEASE);
+    store.enqueue(long, None).await.unwrap();
+    // A claim now finds nothing (and may sweep: nothing has expired).
+    assert!(store.claim(10, LEASE).await.unwrap().is_empty());
+    store.enqueue(job("s", 2), None).await.unwrap();
+    let short = store.claim(10, Duration::from_millis(1)).await.unwrap();
+    assert_eq!(short.len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = store.claim(10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1, "the job under the expired short lease, not the long one");
+    assert_eq!(again[0].id, short[0].id);
+    assert_eq!(again[0].attempts, 2);
+    assert!(store.claim(10, LEASE).await.unwrap().is_empty());
+}
+
 /// A job queued already claimed by its node (the intake's handover) is no work for claims
 /// until its lease expires; then it is claimed as its second attempt.
 async fn jobs_queued_under_a_lease_are_not_claimed_until_it_expires(store: Arc<dyn Store>) {
@@ -392,6 +412,7 @@ mod postgres_backend {
     postgres_conformance!(
         queue_claim_complete,
         expired_leases_are_reclaimed,
+        a_short_lease_after_a_long_one_still_expires_on_time,
         jobs_queued_under_a_lease_are_not_claimed_until_it_expires,
         dedup_keys_queue_once,
         payload_text_is_stored_as_given,
@@ -408,6 +429,7 @@ mod sqlite_backend {
     conformance!(
         queue_claim_complete,
         expired_leases_are_reclaimed,
+        a_short_lease_after_a_long_one_still_expires_on_time,
         jobs_queued_under_a_lease_are_not_claimed_until_it_expires,
         dedup_keys_queue_once,
         payload_text_is_stored_as_given,
