@@ -127,7 +127,11 @@ async fn a_short_lease_after_a_long_one_still_expires_on_time(store: Arc<dyn Sto
     assert_eq!(short.len(), 1);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let again = store.claim(10, LEASE).await.unwrap();
-    assert_eq!(again.len(), 1, "the job under the expired short lease, not the long one");
+    assert_eq!(
+        again.len(),
+        1,
+        "the job under the expired short lease, not the long one"
+    );
     assert_eq!(again[0].id, short[0].id);
     assert_eq!(again[0].attempts, 2);
     assert!(store.claim(10, LEASE).await.unwrap().is_empty());
