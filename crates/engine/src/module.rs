@@ -220,11 +220,18 @@ pub trait Trigger: Send + Sync {
         Ok(vec![body])
     }
 
-    /// Whether [`Trigger::parse`] makes a JSON object body its one bundle, unchanged. The
-    /// executor then takes an object body as the bundle without calling `parse`, and keeps it
-    /// once in the record (as the trigger step's output, not also as a copy for `trigger`).
-    fn passes_objects_through(&self) -> bool {
-        false
+    /// What [`Trigger::parse`] would make of `body`, told without taking it, for triggers whose
+    /// bundle is the body itself: `Some(Ok(true))` the body is the one bundle, unchanged;
+    /// `Some(Ok(false))` no bundle (acknowledged and ignored); `Some(Err(_))` the error `parse`
+    /// would return; `None` (the default) only `parse` can tell. When it answers, the executor
+    /// does not call `parse`, and keeps the payload once per execution (as the trigger step's
+    /// bundle, not also as a copy for the record's `trigger`).
+    fn passes_through(
+        &self,
+        _params: &Map<String, Value>,
+        _body: &Value,
+    ) -> Option<Result<bool, ModuleError>> {
+        None
     }
 
     /// Registers `hook_url` with the app; returns what `deactivate` needs.

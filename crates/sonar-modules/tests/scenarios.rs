@@ -49,8 +49,8 @@ async fn seed(sim: &RunningSim, body: Value) {
     assert!(resp.status().is_success());
 }
 
-/// Loads `scenarios/<name>.yaml` against `sim` and runs it on its input file.
-async fn run_scenario(name: &str, sim: &RunningSim) -> ExecutionRecord {
+/// Loads `scenarios/<name>.yaml` against `sim`, with its input file.
+fn load_scenario(name: &str, sim: &RunningSim) -> (weft_engine::validate::Scenario, Value) {
     let dir = scenarios_dir();
     let file = dir.join(format!("{name}.yaml"));
     let source = std::fs::read_to_string(&file).unwrap();
@@ -72,7 +72,14 @@ async fn run_scenario(name: &str, sim: &RunningSim) -> ExecutionRecord {
         Ok(s) => s,
         Err(e) => panic!("{name} does not load:\n{e}"),
     };
-    let record = Executor::new(&scenario).run(input).await;
+    (scenario, input)
+}
+
+/// Loads `scenarios/<name>.yaml` against `sim` and runs it on its input file.
+async fn run_scenario(name: &str, sim: &RunningSim) -> ExecutionRecord {
+    let (scenario, input) = load_scenario(name, sim);
+    let record = Executor::new(&scenario).run(input.clone()).await;
+    assert_eq!(record.trigger(), &input, "{name}: the record's trigger");
     let text = serde_json::to_string_pretty(&record).unwrap();
     assert_eq!(record.status, Status::Success, "{name}:\n{text}");
     assert!(
@@ -288,4 +295,30 @@ fn sonar_plugs_into_the_registry() {
     for m in weft_sonar::modules() {
         assert!(registry.module(m.spec().id).is_some());
     }
+}
+
+/// A Sonar trigger keeps the delivery once when it is the bundle; a delivery of another
+/// event (ignored) or a broken one (an error) is still the record's trigger.
+#[tokio::test]
+async fn every_delivery_is_the_records_trigger_bundle_or_not() {
+    let sim = sim().await;
+    let (scenario, input) = load_scenario("sonar-messages", &sim);
+    let record = Executor::new(&scenario).run(input.clone()).await;
+    assert_eq!(record.trigger(), &input);
+    assert_eq!(record.steps[0].output, vec![input.clone()]);
+    let mut other = input.clone();
+    other["action"] = json!("some_other_event");
+    let record = Executor::new(&scenario).run(other.clone()).await;
+    assert_eq!(record.status, Status::Success);
+    assert_eq!(record.operations, 1);
+    assert!(record.steps[0].output.is_empty());
+    assert_eq!(record.trigger(), &other);
+    let mut broken = input.clone();
+    broken["uuid"] = json!("");
+    let record = Executor::new(&scenario).run(broken.clone()).await;
+    assert_eq!(record.status, Status::Error);
+    assert!(record.error.as_ref().unwrap().message.contains("no `uuid`"));
+    assert_eq!(record.trigger(), &broken);
+    let json = serde_json::to_value(Executor::new(&scenario).run(input.clone()).await).unwrap();
+    assert_eq!(json["trigger"], input);
 }

@@ -71,8 +71,13 @@ impl Trigger for CustomWebhook {
         }])
     }
 
-    fn passes_objects_through(&self) -> bool {
-        true
+    fn passes_through(
+        &self,
+        _params: &Map<String, Value>,
+        body: &Value,
+    ) -> Option<Result<bool, ModuleError>> {
+        // An object is the bundle as it is; anything else is wrapped by `parse`.
+        body.is_object().then_some(Ok(true))
     }
 }
 

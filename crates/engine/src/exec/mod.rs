@@ -135,15 +135,8 @@ impl<'s> Executor<'s> {
         let context = run.context();
         let started = Instant::now();
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        // The record's copy of the payload, unless the trigger passes it through unchanged: then
-        // the trigger step's bundle is the payload, kept once.
-        let node = self.scenario.graph.node(self.scenario.trigger);
-        let passes = payload.is_object()
-            && node
-                .module
-                .as_trigger()
-                .is_some_and(|t| t.passes_objects_through());
-        let mut trigger = (!passes).then(|| payload.clone());
+        // The payload for the record, when it is not also the trigger step's bundle.
+        let mut trigger = None;
         let outcome = EXECUTION
             .scope(
                 context,
@@ -251,22 +244,38 @@ impl<'s> Run<'s> {
         Ok(())
     }
 
-    /// Runs the trigger on `payload`. Without a copy of the payload in `trigger`, the payload
-    /// becomes the trigger step's one output bundle; should it not get there, it is put in
-    /// `trigger`.
+    /// Runs the trigger on `payload`. When the payload becomes the trigger step's one bundle
+    /// unchanged, it is kept there only; otherwise it goes to `trigger`, for the record.
     async fn run_trigger(&mut self, payload: Value, trigger: &mut Option<Value>) -> Flow {
         let sc = self.sc;
         let ix = sc.trigger;
         let node = sc.graph.node(ix);
         if let Err(halt) = self.count_operation() {
-            trigger.get_or_insert(payload);
+            *trigger = Some(payload);
             return Err(halt);
         }
         let started = Instant::now();
-        let parsed = match node.module.as_trigger() {
-            Some(_) if trigger.is_none() => Ok(vec![payload]),
-            Some(t) => t.parse(&node.params, payload),
-            None => Ok(vec![payload]),
+        // A module that is not a trigger takes the payload as its bundle.
+        let as_trigger = node.module.as_trigger();
+        let through =
+            as_trigger.map_or(Some(Ok(true)), |t| t.passes_through(&node.params, &payload));
+        let parsed = match through {
+            Some(Ok(true)) => Ok(vec![payload]),
+            Some(Ok(false)) => {
+                *trigger = Some(payload);
+                Ok(Vec::new())
+            }
+            Some(Err(e)) => {
+                *trigger = Some(payload);
+                Err(e)
+            }
+            None => {
+                *trigger = Some(payload.clone());
+                match as_trigger {
+                    Some(t) => t.parse(&node.params, payload),
+                    None => Ok(vec![payload]),
+                }
+            }
         };
         let step = |output, error| Step {
             module_id: node.id,

@@ -86,6 +86,14 @@ macro_rules! sonar_trigger {
                 $crate::triggers::parse_delivery(EVENT, body)
             }
 
+            fn passes_through(
+                &self,
+                _params: &::serde_json::Map<String, ::serde_json::Value>,
+                body: &::serde_json::Value,
+            ) -> Option<Result<bool, ::weft_engine::ModuleError>> {
+                Some($crate::triggers::check_delivery(EVENT, body))
+            }
+
             async fn activate(
                 &self,
                 connection: Option<&::std::sync::Arc<dyn ::std::any::Any + Send + Sync>>,
@@ -109,10 +117,20 @@ pub(crate) use sonar_trigger;
 
 /// One delivery → one bundle (the payload as received), or none for another event.
 pub(crate) fn parse_delivery(event: &str, body: Value) -> Result<Vec<Bundle>, ModuleError> {
+    Ok(if check_delivery(event, &body)? {
+        vec![body]
+    } else {
+        Vec::new()
+    })
+}
+
+/// Whether a delivery is one of `event` (`false`: another event, ignored); an error when it
+/// is not a Sonar delivery at all, or lacks what every bundle of the event must carry.
+pub(crate) fn check_delivery(event: &str, body: &Value) -> Result<bool, ModuleError> {
     let Value::Object(payload) = body else {
         return Err(ModuleError::data(format!(
             "a Sonar webhook delivery must be a JSON object, got `{}`",
-            preview(&body)
+            preview(body)
         )));
     };
     let action = match payload.get("action") {
@@ -124,7 +142,7 @@ pub(crate) fn parse_delivery(event: &str, body: Value) -> Result<Vec<Bundle>, Mo
         }
     };
     if action != event {
-        return Ok(Vec::new());
+        return Ok(false);
     }
     let uuid = payload.get("uuid").and_then(Value::as_str);
     if uuid.is_none_or(str::is_empty) {
@@ -141,7 +159,7 @@ pub(crate) fn parse_delivery(event: &str, body: Value) -> Result<Vec<Bundle>, Mo
             "the Sonar `{event}` delivery has no `customer.phone_number`"
         )));
     }
-    Ok(vec![Value::Object(payload)])
+    Ok(true)
 }
 
 fn preview(value: &Value) -> String {
@@ -352,6 +370,53 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidAccessTokenError);
+    }
+
+    /// Every trigger's `passes_through` says what its `parse` does (the executor uses one
+    /// instead of the other): the same bundle, no bundle, or the same error.
+    #[test]
+    fn every_trigger_tells_without_parsing_what_parsing_gives() {
+        let bodies = [
+            json!({"action": "customer_created", "uuid": "u1", "customer": {"phone_number": "+13105550100"}}),
+            json!({"action": "new_unassigned_message", "uuid": "u2", "customer": {"phone_number": "+13105550100"}, "message": {"text": "hi"}}),
+            json!({"action": "customer_created", "customer": {"phone_number": "+13105550100"}}),
+            json!({"action": "customer_created", "uuid": "u3", "customer": {}}),
+            json!({"action": "", "uuid": "u4"}),
+            json!({"uuid": "u5"}),
+            json!([1, 2]),
+            json!("text"),
+            Value::Null,
+        ];
+        let params = serde_json::Map::new();
+        let mut answered = 0;
+        for module in crate::modules() {
+            let Some(trigger) = module.as_trigger() else {
+                continue;
+            };
+            for body in &bodies {
+                let told = trigger.passes_through(&params, body);
+                let parsed = trigger.parse(&params, body.clone());
+                let id = module.spec().id;
+                match (told, parsed) {
+                    (None, _) => {}
+                    (Some(Ok(true)), Ok(bundles)) => {
+                        assert_eq!(bundles, vec![body.clone()], "{id}: {body}");
+                        answered += 1;
+                    }
+                    (Some(Ok(false)), Ok(bundles)) => {
+                        assert!(bundles.is_empty(), "{id}: {body}");
+                        answered += 1;
+                    }
+                    (Some(Err(a)), Err(b)) => {
+                        assert_eq!((a.kind, a.message), (b.kind, b.message), "{id}: {body}");
+                        answered += 1;
+                    }
+                    (told, parsed) => panic!("{id}: {body}: told {told:?}, parsed {parsed:?}"),
+                }
+            }
+        }
+        // Every Sonar trigger answers for every body.
+        assert!(answered >= 7 * bodies.len(), "{answered}");
     }
 
     #[test]
