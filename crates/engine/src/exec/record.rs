@@ -176,7 +176,10 @@ impl ExecutionRecord {
         }
     }
 
-    /// The trigger payload the execution started from.
+    /// The trigger payload the execution started from. For a record the executor made from a
+    /// payload that became the trigger step's bundle, it is that bundle (`steps[0].output[0]`):
+    /// whoever edits that bundle edits the trigger ([`ExecutionRecord::set_trigger`] keeps a
+    /// payload of its own instead).
     pub fn trigger(&self) -> &Value {
         if self.trigger_is_first_bundle {
             if let Some(bundle) = self.steps.first().and_then(|s| s.output.first()) {
