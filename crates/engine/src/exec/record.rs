@@ -198,7 +198,12 @@ impl ExecutionRecord {
     /// Records that the trigger payload is the first step's first output bundle (the executor
     /// moved it there instead of copying it).
     pub(crate) fn trigger_is_first_bundle(&mut self) {
-        if self.steps.first().is_some_and(|s| !s.output.is_empty()) {
+        let kept = self.steps.first().is_some_and(|s| !s.output.is_empty());
+        debug_assert!(
+            kept,
+            "the trigger step lost the payload it was given as its bundle"
+        );
+        if kept {
             self.trigger = Value::Null;
             self.trigger_is_first_bundle = true;
         }
