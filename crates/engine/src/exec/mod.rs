@@ -222,7 +222,7 @@ impl<'s> Run<'s> {
         record.incomplete = self.incomplete;
         record.response = self.response;
         if kept_in_steps {
-            record.trigger_is_first_bundle();
+            record.keep_trigger_as_first_bundle();
         }
         record.redact(&self.sc.redactor);
         record
@@ -255,27 +255,24 @@ impl<'s> Run<'s> {
             return Err(halt);
         }
         let started = Instant::now();
-        // A module that is not a trigger takes the payload as its bundle.
-        let as_trigger = node.module.as_trigger();
-        let through =
-            as_trigger.map_or(Some(Ok(true)), |t| t.passes_through(&node.params, &payload));
-        let parsed = match through {
-            Some(Ok(true)) => Ok(vec![payload]),
-            Some(Ok(false)) => {
-                *trigger = Some(payload);
-                Ok(Vec::new())
-            }
-            Some(Err(e)) => {
-                *trigger = Some(payload);
-                Err(e)
-            }
-            None => {
-                *trigger = Some(payload.clone());
-                match as_trigger {
-                    Some(t) => t.parse(&node.params, payload),
-                    None => Ok(vec![payload]),
+        let parsed = match node.module.as_trigger() {
+            // A module that is not a trigger takes the payload as its bundle.
+            None => Ok(vec![payload]),
+            Some(t) => match t.passes_through(&node.params, &payload) {
+                Some(Ok(true)) => Ok(vec![payload]),
+                Some(Ok(false)) => {
+                    *trigger = Some(payload);
+                    Ok(Vec::new())
                 }
-            }
+                Some(Err(e)) => {
+                    *trigger = Some(payload);
+                    Err(e)
+                }
+                None => {
+                    *trigger = Some(payload.clone());
+                    t.parse(&node.params, payload)
+                }
+            },
         };
         let step = |output, error| Step {
             module_id: node.id,

@@ -197,7 +197,7 @@ impl ExecutionRecord {
 
     /// Records that the trigger payload is the first step's first output bundle (the executor
     /// moved it there instead of copying it).
-    pub(crate) fn trigger_is_first_bundle(&mut self) {
+    pub(crate) fn keep_trigger_as_first_bundle(&mut self) {
         let kept = self.steps.first().is_some_and(|s| !s.output.is_empty());
         debug_assert!(
             kept,
