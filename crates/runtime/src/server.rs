@@ -289,19 +289,28 @@ impl Server {
         };
 
         let mut by_name = HashMap::new();
-        let mut hooks = Vec::new();
-        let mut to_activate = Vec::new();
+        let mut instant = Vec::new();
         for s in scenarios {
             let s = Arc::new(s);
             by_name.insert(s.name.clone(), s.clone());
             let Some(trigger) = s.trigger_module().as_trigger() else {
                 continue;
             };
-            if trigger.trigger_kind() != TriggerKind::Instant {
-                continue;
+            if trigger.trigger_kind() == TriggerKind::Instant {
+                instant.push(s);
             }
-            let module_id = s.graph.node(s.trigger).id;
-            let token = store.hook_token(&s.name, module_id).await?;
+        }
+        // Every hook's token asked for at once: on a new database each is an insert, and the
+        // store commits them together instead of one after the other, each with its own fsync.
+        let tokens = futures_util::future::try_join_all(
+            instant
+                .iter()
+                .map(|s| store.hook_token(&s.name, s.graph.node(s.trigger).id)),
+        )
+        .await?;
+        let mut hooks = Vec::new();
+        let mut to_activate = Vec::new();
+        for (s, token) in instant.into_iter().zip(tokens) {
             let path = format!("/hooks/{token}");
             match &public_url {
                 Some(base) => {
@@ -309,7 +318,12 @@ impl Server {
                 }
                 None => tracing::info!(message = "Hook ready.", scenario = %s.name, path = %path),
             }
-            if trigger.event().is_some() {
+            // A trigger with an app event is registered with its app (below).
+            let registers = s
+                .trigger_module()
+                .as_trigger()
+                .is_some_and(|t| t.event().is_some());
+            if registers {
                 to_activate.push((
                     s.clone(),
                     format!("{}{path}", public_url.clone().unwrap_or_default()),
