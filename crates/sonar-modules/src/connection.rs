@@ -10,11 +10,13 @@
 //!     # base_url: http://127.0.0.1:4010/api   # the simulator, a proxy
 //! ```
 //!
-//! One connection owns one `reqwest::Client` (one connection pool, 10 s connect timeout,
-//! 30 s request timeout by default, no redirects), shared by every module using it.
+//! Connections with the same request timeout share one `reqwest::Client` (one connection
+//! pool, 10 s connect timeout, 30 s request timeout by default, no redirects); the token goes
+//! into each request's header, not into the client.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -128,6 +130,37 @@ impl std::fmt::Debug for SonarConnection {
     }
 }
 
+/// The HTTP client of every connection whose requests time out after `timeout`.
+///
+/// Built once per timeout in the process and shared: each client holds a connection pool and a
+/// TLS configuration, which cost tens of kilobytes and a fraction of a millisecond to build,
+/// so a server with a hundred scenarios would otherwise build a hundred. Sharing is safe: the
+/// pool keeps connections per host and port, and a connection's token is a header of each
+/// request.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<Duration, reqwest::Client>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        // The map is only read and inserted into: a panic elsewhere leaves it whole.
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(client) = clients.get(&timeout) {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        // A redirect could carry the `X-Token` header to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("weft-sonar/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    clients.insert(timeout, client.clone());
+    Ok(client)
+}
+
 impl SonarConnection {
     /// Builds a connection from its fields (as the loader passes them to
     /// [`App::connect`]); the error says which field is wrong.
@@ -183,16 +216,7 @@ impl SonarConnection {
             max: max_ms.map_or(defaults.max, |ms| Duration::from_secs_f64(ms / 1000.0)),
         };
         let timeout = number(fields, "timeout_secs", 0.001, 300.0)?.unwrap_or(30.0);
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10).min(Duration::from_secs_f64(timeout)))
-            .timeout(Duration::from_secs_f64(timeout))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            // A redirect could carry the `X-Token` header to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("weft-sonar/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = http_client(Duration::from_secs_f64(timeout))?;
         Ok(SonarConnection {
             base,
             scrubber: Redactor::new(std::slice::from_ref(&token), SCRUBBED),
