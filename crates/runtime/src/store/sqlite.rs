@@ -409,6 +409,15 @@ impl SqliteStore {
             .map_err(db_err)?;
         // Every statement the store runs stays prepared (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans that do not depend on bound values (the query planner stability guarantee).
+        // Otherwise SQLite, built with STAT4, prepares a cached statement again whenever a value
+        // it planned with changes: the claim, whose limit and clock change from call to call,
+        // was prepared again on every call, about 280k instructions each.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(db_err)?;
         let checkpoints = Connection::open(path).map_err(db_err)?;
         checkpoints
             .execute_batch("PRAGMA busy_timeout=5000")
@@ -623,6 +632,16 @@ fn next_retry(inc: &Incomplete) -> Option<i64> {
         .map(|secs| now_ms().saturating_add(i64::try_from(secs * 1000).unwrap_or(i64::MAX)))
 }
 
+/// Leases up to `?3` runnable jobs until `?1`, at time `?2`: the oldest first, and of a
+/// scenario whose order holds (sequential jobs and resumes) only its oldest such job.
+const CLAIM: &str = "UPDATE queue SET lease_until = ?1, attempts = attempts + 1
+     WHERE id IN (
+       SELECT q.id FROM queue q
+       WHERE (q.lease_until IS NULL OR q.lease_until < ?2) AND q.available_at <= ?2
+         AND (q.sequential = 0 OR q.id = (SELECT MIN(q2.id) FROM queue q2 WHERE q2.scenario = q.scenario AND (q2.sequential = 1 OR q2.kind = 'resume')))
+       ORDER BY q.id LIMIT ?3)
+     RETURNING id, scenario, kind, payload, attempts";
+
 /// Runs a statement through the connection's statement cache (no SQL parsing per call).
 fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
     c.prepare_cached(sql)?.execute(params)
@@ -687,27 +706,24 @@ impl Store for SqliteStore {
 
     async fn claim(&self, max: usize, lease: Duration) -> Result<Vec<Job>, StoreError> {
         let lease_ms = millis(lease);
-        let rows = self.call(move |c| {
-            let now = now_ms();
-            let mut stmt = c
-                .prepare_cached(
-                    "UPDATE queue SET lease_until = ?1, attempts = attempts + 1
-                     WHERE id IN (
-                       SELECT q.id FROM queue q
-                       WHERE (q.lease_until IS NULL OR q.lease_until < ?2) AND q.available_at <= ?2
-                         AND (q.sequential = 0 OR q.id = (SELECT MIN(q2.id) FROM queue q2 WHERE q2.scenario = q.scenario AND (q2.sequential = 1 OR q2.kind = 'resume')))
-                       ORDER BY q.id LIMIT ?3)
-                     RETURNING id, scenario, kind, payload, attempts",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![now + lease_ms, now, max as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, u32>(4)?))
-                })
-                .map_err(db_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
-        })
-        .await?;
+        let rows = self
+            .call(move |c| {
+                let now = now_ms();
+                let mut stmt = c.prepare_cached(CLAIM).map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![now + lease_ms, now, max as i64], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, u32>(4)?,
+                        ))
+                    })
+                    .map_err(db_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
+            .await?;
         // Parse on the caller's thread: the storage thread only reads and writes.
         let mut jobs = Vec::with_capacity(rows.len());
         for (id, scenario, kind, payload, attempts) in rows {
@@ -1284,6 +1300,48 @@ mod tests {
         assert_eq!(claimed[0].payload, serde_json::json!({ "n": 1 }));
         assert!(store.has_pending("s").await.unwrap());
         assert!(!store.has_pending("other").await.unwrap());
+    }
+
+    /// The claim runs from the statement cache as it was first prepared, whatever its limit
+    /// and clock: with SQLite's planner free to plan with bound values (STAT4), each new value
+    /// prepared the statement again.
+    #[tokio::test]
+    async fn claims_are_not_prepared_again_when_their_values_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("weft.db")).unwrap();
+        for n in 0..300 {
+            let job = NewJob {
+                scenario: "s".into(),
+                kind: JobKind::Trigger,
+                payload: serde_json::json!({ "n": n }),
+                payload_json: None,
+                dedup_key: None,
+                sequential: false,
+                lease: (n % 3 != 0).then_some(Duration::from_secs(60)),
+            };
+            store.enqueue(job, None).await.unwrap();
+        }
+        let mut claimed = 0;
+        for max in 1..=13 {
+            claimed += store
+                .claim(max, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .len();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(claimed, 91);
+        let reprepared = store
+            .call(|c| {
+                let stmt = c.prepare_cached(CLAIM).map_err(db_err)?;
+                Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            reprepared, 0,
+            "the claim was prepared again {reprepared} times"
+        );
     }
 
     /// Completions are encoded on the storage thread between groups while webhooks keep
