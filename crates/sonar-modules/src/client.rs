@@ -400,6 +400,28 @@ mod tests {
         );
     }
 
+    /// Connections with the same timeout share one HTTP client and its pooled connections:
+    /// each request still carries its own connection's token, whichever goes first.
+    #[tokio::test]
+    async fn connections_sharing_a_client_each_send_their_own_token() {
+        let sim = Sim::start().await;
+        let good = sim.connection(json!({}));
+        let bad = sim.connection(json!({"token": "not-the-token"}));
+        for _ in 0..2 {
+            sonar(&good).get("/v1/webhooks", &[]).await.unwrap();
+            let err = sonar(&bad).get("/v1/webhooks", &[]).await.unwrap_err();
+            assert_eq!(
+                err.kind,
+                ErrorKind::InvalidAccessTokenError,
+                "{}",
+                err.message
+            );
+        }
+        let err = sonar(&bad).get("/v1/webhooks", &[]).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidAccessTokenError);
+        sonar(&good).get("/v1/webhooks", &[]).await.unwrap();
+    }
+
     #[tokio::test]
     async fn sonar_400_messages_are_carried() {
         let sim = Sim::start().await;
