@@ -289,6 +289,7 @@ impl Server {
         };
 
         let mut by_name = HashMap::new();
+        // Scenarios started by a hook, each with whether its trigger registers with its app.
         let mut instant = Vec::new();
         for s in scenarios {
             let s = Arc::new(s);
@@ -297,7 +298,8 @@ impl Server {
                 continue;
             };
             if trigger.trigger_kind() == TriggerKind::Instant {
-                instant.push(s);
+                let registers = trigger.event().is_some();
+                instant.push((s, registers));
             }
         }
         // Every hook's token asked for at once: on a new database each is an insert, and the
@@ -305,12 +307,12 @@ impl Server {
         let tokens = futures_util::future::try_join_all(
             instant
                 .iter()
-                .map(|s| store.hook_token(&s.name, s.graph.node(s.trigger).id)),
+                .map(|(s, _)| store.hook_token(&s.name, s.graph.node(s.trigger).id)),
         )
         .await?;
         let mut hooks = Vec::new();
         let mut to_activate = Vec::new();
-        for (s, token) in instant.into_iter().zip(tokens) {
+        for ((s, registers), token) in instant.into_iter().zip(tokens) {
             let path = format!("/hooks/{token}");
             match &public_url {
                 Some(base) => {
@@ -319,10 +321,6 @@ impl Server {
                 None => tracing::info!(message = "Hook ready.", scenario = %s.name, path = %path),
             }
             // A trigger with an app event is registered with its app (below).
-            let registers = s
-                .trigger_module()
-                .as_trigger()
-                .is_some_and(|t| t.event().is_some());
             if registers {
                 to_activate.push((
                     s.clone(),
